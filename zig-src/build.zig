@@ -1,0 +1,71 @@
+//! Build for tiermem's native libraries.
+//!
+//!   zig build                      libhmalloc.so (+ libmemtier.so) and hmalloc.h into zig-out/
+//!   zig build -Doptimize=fast      the release build the project ships and benchmarks
+//!   zig build test                 every `test "..."` block of every file under src/
+//!
+//! Unit tests live beside the code they test, so the test step compiles each
+//! file of src/ as its own test root: a new file is tested without editing this
+//! script, and one file's compile error names that file.
+const std = @import("std");
+
+pub fn build(b: *std.Build) void {
+    const target = b.standardTargetOptions(.{});
+    const optimize = b.standardOptimizeOption(.{});
+
+    const hmalloc = b.addLibrary(.{
+        .name = "hmalloc",
+        .linkage = .dynamic,
+        .root_module = b.createModule(.{
+            .root_source_file = b.path("src/hmalloc_api.zig"),
+            .target = target,
+            .optimize = optimize,
+            .link_libc = true,
+        }),
+    });
+    hmalloc.installHeader(b.path("include/hmalloc.h"), "hmalloc.h");
+    b.installArtifact(hmalloc);
+
+    if (fileExists(b, "src/memtier_api.zig")) {
+        const memtier = b.addLibrary(.{
+            .name = "memtier",
+            .linkage = .dynamic,
+            .root_module = b.createModule(.{
+                .root_source_file = b.path("src/memtier_api.zig"),
+                .target = target,
+                .optimize = optimize,
+                .link_libc = true,
+            }),
+        });
+        b.installArtifact(memtier);
+    }
+
+    const test_step = b.step("test", "Run the unit tests of every file in src/");
+    const filter = b.option([]const u8, "test-file", "Only test this file of src/ (e.g. size_class.zig)");
+    const src_path = b.root.join(b.allocator, "src") catch @panic("OOM");
+    var src_dir = src_path.root_dir.handle.openDir(b.graph.io, src_path.sub_path, .{ .iterate = true }) catch |err|
+        std.debug.panic("cannot open src/: {t}", .{err});
+    defer src_dir.close(b.graph.io);
+    var it = src_dir.iterate();
+    while (it.next(b.graph.io) catch |err| std.debug.panic("cannot list src/: {t}", .{err})) |entry| {
+        if (entry.kind != .file or !std.mem.endsWith(u8, entry.name, ".zig")) continue;
+        if (filter) |only| if (!std.mem.eql(u8, only, entry.name)) continue;
+        const unit = b.addTest(.{
+            .name = b.dupe(entry.name[0 .. entry.name.len - 4]),
+            .root_module = b.createModule(.{
+                .root_source_file = b.path(b.fmt("src/{s}", .{entry.name})),
+                .target = target,
+                .optimize = optimize,
+                .link_libc = true,
+            }),
+        });
+        const run = b.addRunArtifact(unit);
+        test_step.dependOn(&run.step);
+    }
+}
+
+fn fileExists(b: *std.Build, sub_path: []const u8) bool {
+    const full = b.root.join(b.allocator, sub_path) catch @panic("OOM");
+    full.root_dir.handle.access(b.graph.io, full.sub_path, .{}) catch return false;
+    return true;
+}
