@@ -73,6 +73,11 @@ void *hm_pool_mmap(hm_pool *pool, void *addr, size_t length, int prot, int flags
  * (like snprintf), or -1 with errno set. */
 int hm_pool_policy(hm_pool *pool, char *buf, size_t size);
 
+/* Statistics: mbind calls made for a pool's memory so far (one per chunk,
+ * huge block or hm_pool_mmap), and the bytes of address space it maps. */
+unsigned long long hm_pool_mbind_calls(hm_pool *pool);
+unsigned long long hm_pool_mapped_bytes(hm_pool *pool);
+
 /* ---- where are my pages, and moving them ------------------------------- */
 
 /* Counts the pages of [addr, addr+length) per node (move_pages query) into

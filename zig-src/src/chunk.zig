@@ -1,0 +1,270 @@
+//! Chunks: how hmalloc reserves memory and places it.
+//!
+//! What: a chunk is 4 MiB of address space, aligned to 4 MiB, owned by one
+//! pool. Its pool's NUMA policy is applied to it with one `mbind` right after
+//! it is mapped, before any byte of it is touched, so every page it will ever
+//! fault in lands where the policy says: 256 mbind calls per GiB, and no
+//! syscall per allocation. (Huge allocations get their own mapping and their
+//! own single mbind in `huge.zig`.)
+//!
+//! Layout: the first `header_pages` pages hold this header: a per-page owner
+//! map (page → first page of its run), free and dirty page bitmaps, and one
+//! run descriptor per page (used only at a run's first page). The remaining
+//! pages are handed out as *runs*: a slab of small blocks (`slab.zig`) or one
+//! large block. Pointer → metadata is O(1): page_map gives the chunk, the page
+//! index gives the run.
+//!
+//! Purging: freed pages stay mapped and *dirty* (still resident) so that the
+//! next allocation reuses them without a fault; the pool purges dirty pages
+//! with madvise(MADV_DONTNEED) once they pass a limit or have waited longer
+//! than the decay time. DONTNEED keeps the VMA and its policy: a page faulted
+//! again is placed by the same policy.
+//!
+//! Trade-off: first-fit over a 1024-bit map is linear in the chunk's words,
+//! not O(log n) like a tree of free runs; with 16 words per chunk it is a few
+//! dozen instructions, and it only runs on a pool's slow path (new slab, large
+//! block), under the pool's lock. All fields here are guarded by that lock,
+//! except `runs[*]` of slabs, which belong to their bin (see slab.zig).
+const std = @import("std");
+const assert = std.debug.assert;
+const linux = std.os.linux;
+const size_class = @import("size_class.zig");
+const page_map = @import("page_map.zig");
+
+pub const chunk_bytes: usize = page_map.granule_bytes;
+pub const page_bytes: usize = size_class.page_size_bytes;
+pub const pages_per_chunk: usize = chunk_bytes / page_bytes;
+const map_words = pages_per_chunk / 64;
+pub const chunk_magic: u64 = 0x686d_6368_756e_6b31; // "hmchunk1"
+
+pub const RunKind = enum(u8) { unused, slab, large };
+
+/// Descriptor of a run, stored at `runs[first page]`.
+pub const Run = struct {
+    kind: RunKind = .unused,
+    class: size_class.ClassIndex = 0,
+    pages: u16 = 0,
+    /// slab: free blocks in `free_bitmap`. Guarded by the bin's lock.
+    free_count: u16 = 0,
+    /// slab: on its bin's list of slabs with free blocks.
+    listed: bool = false,
+    /// slab: bit i set = block i is free (in the slab, not in any cache).
+    free_bitmap: [size_class.slab_regions_max / 64]u64 = @splat(0),
+    next: ?*Run = null,
+    prev: ?*Run = null,
+
+    /// The chunk holding this descriptor.
+    pub inline fn chunk(run: *Run) *Chunk {
+        return @ptrFromInt(@intFromPtr(run) & ~(chunk_bytes - 1));
+    }
+    /// Address of the run's first byte.
+    pub inline fn base(run: *Run) usize {
+        const c = run.chunk();
+        const index = (@intFromPtr(run) - @intFromPtr(&c.runs)) / @sizeOf(Run);
+        return @intFromPtr(c) + index * page_bytes;
+    }
+};
+
+pub const Chunk = struct {
+    magic: u64,
+    /// The owning pool (opaque here to keep this file free of pool.zig).
+    pool: *anyopaque,
+    /// Next chunk of the same pool.
+    next: ?*Chunk,
+    free_pages: u32,
+    /// page → first page of the run holding it (valid for pages in runs).
+    page_owner: [pages_per_chunk]u16,
+    /// bit set = page free.
+    free_map: [map_words]u64,
+    /// bit set = page free but maybe still resident (not purged yet).
+    dirty_map: [map_words]u64,
+    runs: [pages_per_chunk]Run,
+
+    pub const header_pages: usize = (@sizeOf(Chunk) + page_bytes - 1) / page_bytes;
+    pub const usable_pages: usize = pages_per_chunk - header_pages;
+
+    comptime {
+        assert(header_pages < pages_per_chunk / 16);
+    }
+
+    /// Sets up the header of a freshly mapped (zero, placed) chunk.
+    pub fn init(base: usize, pool: *anyopaque) *Chunk {
+        assert(base % chunk_bytes == 0);
+        const c: *Chunk = @ptrFromInt(base);
+        // Fresh anonymous memory is zero: only the non-zero fields are written,
+        // so the header's untouched pages (run descriptors) cost no RSS yet.
+        c.magic = chunk_magic;
+        c.pool = pool;
+        c.next = null;
+        c.free_pages = usable_pages;
+        setBits(&c.free_map, header_pages, usable_pages);
+        return c;
+    }
+
+    pub inline fn fromAddress(address: usize) *Chunk {
+        return @ptrFromInt(address & ~(chunk_bytes - 1));
+    }
+
+    pub inline fn pageIndex(c: *const Chunk, address: usize) usize {
+        return (address - @intFromPtr(c)) >> size_class.page_shift;
+    }
+
+    /// The run holding `address` if that page is in use, else null.
+    pub inline fn runOf(c: *Chunk, address: usize) ?*Run {
+        const page = c.pageIndex(address);
+        if (page < header_pages or testBit(&c.free_map, page)) return null;
+        return &c.runs[c.page_owner[page]];
+    }
+
+    /// First fit: `pages` free pages starting at a multiple of `align_pages`.
+    /// Returns the run's descriptor (kind still .unused), or null if none fits.
+    pub fn allocRun(c: *Chunk, pages: usize, align_pages: usize) ?*Run {
+        assert(pages > 0 and pages <= usable_pages and std.math.isPowerOfTwo(align_pages));
+        if (c.free_pages < pages) return null;
+        var start = std.mem.alignForward(usize, header_pages, align_pages);
+        while (start + pages <= pages_per_chunk) {
+            if (firstClear(&c.free_map, start, start + pages)) |busy| {
+                start = std.mem.alignForward(usize, busy + 1, align_pages);
+                continue;
+            }
+            clearBits(&c.free_map, start, pages);
+            c.free_pages -= @intCast(pages);
+            for (start..start + pages) |p| c.page_owner[p] = @intCast(start);
+            const run = &c.runs[start];
+            run.* = .{ .pages = @intCast(pages) };
+            return run;
+        }
+        return null;
+    }
+
+    /// Returns a run's pages to the chunk; they stay resident (dirty) until purged.
+    /// Returns how many of them were clean before (newly dirty).
+    pub fn freeRun(c: *Chunk, run: *Run) usize {
+        const start = (@intFromPtr(run) - @intFromPtr(&c.runs)) / @sizeOf(Run);
+        const pages: usize = run.pages;
+        assert(start >= header_pages and pages > 0 and start + pages <= pages_per_chunk);
+        assert(firstSet(&c.free_map, start, start + pages) == null);
+        run.* = .{};
+        setBits(&c.free_map, start, pages);
+        const newly_dirty = pages - countBits(&c.dirty_map, start, pages);
+        setBits(&c.dirty_map, start, pages);
+        c.free_pages += @intCast(pages);
+        assert(c.free_pages <= usable_pages);
+        return newly_dirty;
+    }
+
+    /// Marks pages of a run being handed out as in use (no longer dirty-free).
+    pub fn takeDirty(c: *Chunk, run: *Run) usize {
+        const start = (@intFromPtr(run) - @intFromPtr(&c.runs)) / @sizeOf(Run);
+        const n = countBits(&c.dirty_map, start, run.pages);
+        clearBits(&c.dirty_map, start, run.pages);
+        return n;
+    }
+
+    /// madvise(DONTNEED) every free dirty page range; returns pages purged.
+    pub fn purge(c: *Chunk) usize {
+        var purged: usize = 0;
+        var page: usize = header_pages;
+        while (page < pages_per_chunk) {
+            const start = firstSet(&c.dirty_map, page, pages_per_chunk) orelse break;
+            const end = firstClear(&c.dirty_map, start, pages_per_chunk) orelse pages_per_chunk;
+            assert(firstClear(&c.free_map, start, end) == null);
+            const addr = @intFromPtr(c) + start * page_bytes;
+            _ = linux.madvise(@ptrFromInt(addr), (end - start) * page_bytes, linux.MADV.DONTNEED);
+            clearBits(&c.dirty_map, start, end - start);
+            purged += end - start;
+            page = end;
+        }
+        return purged;
+    }
+
+    pub fn isEmpty(c: *const Chunk) bool {
+        return c.free_pages == usable_pages;
+    }
+};
+
+// ---- bitmaps over u64 words ------------------------------------------------
+
+inline fn testBit(map: []const u64, i: usize) bool {
+    return (map[i >> 6] >> @intCast(i & 63)) & 1 != 0;
+}
+
+fn setBits(map: []u64, start: usize, n: usize) void {
+    for (start..start + n) |i| map[i >> 6] |= @as(u64, 1) << @intCast(i & 63);
+}
+
+fn clearBits(map: []u64, start: usize, n: usize) void {
+    for (start..start + n) |i| map[i >> 6] &= ~(@as(u64, 1) << @intCast(i & 63));
+}
+
+fn countBits(map: []const u64, start: usize, n: usize) usize {
+    var total: usize = 0;
+    for (start..start + n) |i| total += @intFromBool(testBit(map, i));
+    return total;
+}
+
+/// First index in [start, end) whose bit is clear, or null.
+fn firstClear(map: []const u64, start: usize, end: usize) ?usize {
+    var i = start;
+    while (i < end) {
+        const word = ~map[i >> 6] >> @intCast(i & 63);
+        if (word != 0) {
+            const found = i + @ctz(word);
+            return if (found < end) found else null;
+        }
+        i = (i | 63) + 1;
+    }
+    return null;
+}
+
+/// First index in [start, end) whose bit is set, or null.
+fn firstSet(map: []const u64, start: usize, end: usize) ?usize {
+    var i = start;
+    while (i < end) {
+        const word = map[i >> 6] >> @intCast(i & 63);
+        if (word != 0) {
+            const found = i + @ctz(word);
+            return if (found < end) found else null;
+        }
+        i = (i | 63) + 1;
+    }
+    return null;
+}
+
+fn testChunk() !*Chunk {
+    const rc = linux.mmap(null, 2 * chunk_bytes, .{ .READ = true, .WRITE = true }, .{ .TYPE = .PRIVATE, .ANONYMOUS = true }, -1, 0);
+    if (linux.errno(rc) != .SUCCESS) return error.OutOfMemory;
+    return Chunk.init(std.mem.alignForward(usize, rc, chunk_bytes), @ptrFromInt(0x1000));
+}
+
+test "a fresh chunk offers all pages after its header" {
+    const c = try testChunk();
+    try std.testing.expectEqual(Chunk.usable_pages, c.free_pages);
+    const run = c.allocRun(Chunk.usable_pages, 1) orelse return error.TestUnexpectedResult;
+    try std.testing.expectEqual(@intFromPtr(c) + Chunk.header_pages * page_bytes, run.base());
+    try std.testing.expect(c.allocRun(1, 1) == null);
+}
+
+test "runs honour alignment and map every page back to their descriptor" {
+    const c = try testChunk();
+    const a = c.allocRun(3, 1).?;
+    const b = c.allocRun(16, 16).?;
+    try std.testing.expect(b.base() % (16 * page_bytes) == 0);
+    try std.testing.expectEqual(a, c.runOf(a.base() + 2 * page_bytes + 5).?);
+    try std.testing.expectEqual(b, c.runOf(b.base() + 15 * page_bytes).?);
+    try std.testing.expect(c.runOf(@intFromPtr(c) + 8) == null); // header
+}
+
+test "freed runs are reused first-fit and become dirty until purged" {
+    const c = try testChunk();
+    const a = c.allocRun(4, 1).?;
+    const base = a.base();
+    @as(*u8, @ptrFromInt(base)).* = 1;
+    try std.testing.expectEqual(@as(usize, 4), c.freeRun(a));
+    try std.testing.expect(c.runOf(base) == null);
+    const again = c.allocRun(2, 1).?;
+    try std.testing.expectEqual(base, again.base());
+    try std.testing.expectEqual(@as(usize, 2), c.takeDirty(again));
+    try std.testing.expectEqual(@as(usize, 2), c.purge());
+    try std.testing.expectEqual(@as(usize, 0), c.purge());
+}

@@ -1,0 +1,130 @@
+//! The page map: address → owner, for any address, in O(1), without faulting.
+//!
+//! What: every 4 MiB *granule* of the address space that hmalloc owns (a chunk,
+//! or a piece of a huge mapping) has one entry in a two-level radix tree: the
+//! chunk's address, or a huge mapping's header address tagged with bit 0.
+//! `hfree(p)` looks p's granule up before touching any memory near p, so a
+//! pointer hmalloc never returned — a stack address, a glibc block, garbage —
+//! is recognised as foreign and reported instead of corrupting a heap.
+//!
+//! Why a radix tree: a chunk header found by masking the pointer is the usual
+//! trick (jemalloc's, mimalloc's), but reading a header at `p & ~mask` for a
+//! foreign pointer faults or reads someone else's bytes. The tree costs two
+//! dependent loads, reads are lock-free (acquire loads; entries are published
+//! with release stores after the owner is fully set up), writes happen only
+//! when a chunk or huge mapping is created or destroyed, under one lock.
+//!
+//! Geometry: user addresses below 2^47 (x86_64 4-level paging); the root has
+//! 2^12 slots (32 KiB, static), each leaf 2^13 entries (64 KiB, mapped on
+//! first use and never freed: at most 4096 leaves, and a leaf covers 32 GiB).
+//! Addresses at or above 2^47 are never ours (we never pass mmap a high hint).
+const std = @import("std");
+const assert = std.debug.assert;
+const linux = std.os.linux;
+
+pub const granule_shift: u6 = 22;
+pub const granule_bytes: usize = @as(usize, 1) << granule_shift;
+const address_bits = 47;
+const key_bits = address_bits - granule_shift; // 25
+const root_bits = 12;
+const leaf_bits = key_bits - root_bits; // 13
+const leaf_entries = @as(usize, 1) << leaf_bits;
+
+/// 0 = not ours. Chunk: the chunk's base (granule-aligned). Huge: header | huge_tag.
+pub const Entry = usize;
+pub const huge_tag: usize = 1;
+
+const Leaf = [leaf_entries]std.atomic.Value(Entry);
+
+var root: [1 << root_bits]std.atomic.Value(?*Leaf) = @splat(.init(null));
+var write_lock: std.c.pthread_mutex_t = .{};
+
+/// The entry of the granule holding `address` (0 if none). Lock-free.
+pub inline fn lookup(address: usize) Entry {
+    const key = address >> granule_shift;
+    if (key >> key_bits != 0) return 0;
+    const leaf = root[key >> leaf_bits].load(.acquire) orelse return 0;
+    return leaf[key & (leaf_entries - 1)].load(.acquire);
+}
+
+/// Publishes `entry` for every granule of [base, base + length). `base` must be
+/// granule-aligned and the range must not be registered yet.
+pub fn register(base: usize, length: usize, entry: Entry) error{OutOfMemory}!void {
+    assert(base % granule_bytes == 0 and length > 0 and entry != 0);
+    _ = std.c.pthread_mutex_lock(&write_lock);
+    defer _ = std.c.pthread_mutex_unlock(&write_lock);
+    var key = base >> granule_shift;
+    const end = (base + length - 1) >> granule_shift;
+    if (end >> key_bits != 0) return error.OutOfMemory;
+    // Make every leaf first, so a failure leaves nothing half-published.
+    var k = key;
+    while (k <= end) : (k += leaf_entries - (k & (leaf_entries - 1))) {
+        _ = try leafFor(k);
+    }
+    while (key <= end) : (key += 1) {
+        const leaf = root[key >> leaf_bits].load(.monotonic).?;
+        assert(leaf[key & (leaf_entries - 1)].load(.monotonic) == 0);
+        leaf[key & (leaf_entries - 1)].store(entry, .release);
+    }
+}
+
+/// Forgets the granules of [base, base + length) (before they are unmapped).
+pub fn unregister(base: usize, length: usize) void {
+    assert(base % granule_bytes == 0 and length > 0);
+    _ = std.c.pthread_mutex_lock(&write_lock);
+    defer _ = std.c.pthread_mutex_unlock(&write_lock);
+    var key = base >> granule_shift;
+    const end = (base + length - 1) >> granule_shift;
+    while (key <= end) : (key += 1) {
+        const leaf = root[key >> leaf_bits].load(.monotonic) orelse unreachable;
+        assert(leaf[key & (leaf_entries - 1)].load(.monotonic) != 0);
+        leaf[key & (leaf_entries - 1)].store(0, .release);
+    }
+}
+
+fn leafFor(key: usize) error{OutOfMemory}!*Leaf {
+    const slot = &root[key >> leaf_bits];
+    if (slot.load(.monotonic)) |leaf| return leaf;
+    const rc = linux.mmap(null, @sizeOf(Leaf), .{ .READ = true, .WRITE = true }, .{ .TYPE = .PRIVATE, .ANONYMOUS = true }, -1, 0);
+    if (linux.errno(rc) != .SUCCESS) return error.OutOfMemory;
+    const leaf: *Leaf = @ptrFromInt(rc);
+    slot.store(leaf, .release);
+    return leaf;
+}
+
+/// fork(): the child inherits a possibly held lock; the prepare/parent/child
+/// handlers of `pool.zig` call these around fork.
+pub fn lockForFork() void {
+    _ = std.c.pthread_mutex_lock(&write_lock);
+}
+pub fn unlockAfterFork() void {
+    _ = std.c.pthread_mutex_unlock(&write_lock);
+}
+pub fn resetInChild() void {
+    write_lock = .{};
+}
+
+test "unregistered addresses, including absurd ones, are not ours" {
+    var local: u64 = 0;
+    try std.testing.expectEqual(@as(Entry, 0), lookup(@intFromPtr(&local)));
+    try std.testing.expectEqual(@as(Entry, 0), lookup(0));
+    try std.testing.expectEqual(@as(Entry, 0), lookup(std.math.maxInt(usize)));
+    try std.testing.expectEqual(@as(Entry, 0), lookup(@as(usize, 1) << 47));
+}
+
+test "a registered range maps every byte of it, and only it" {
+    const base: usize = 0x7f12_3440_0000 & ~(granule_bytes - 1);
+    try register(base, 3 * granule_bytes, base | huge_tag);
+    defer unregister(base, 3 * granule_bytes);
+    try std.testing.expectEqual(base | huge_tag, lookup(base));
+    try std.testing.expectEqual(base | huge_tag, lookup(base + 3 * granule_bytes - 1));
+    try std.testing.expectEqual(@as(Entry, 0), lookup(base - 1));
+    try std.testing.expectEqual(@as(Entry, 0), lookup(base + 3 * granule_bytes));
+}
+
+test "unregister forgets the range" {
+    const base: usize = 0x5555_0000_0000;
+    try register(base, granule_bytes, base);
+    unregister(base, granule_bytes);
+    try std.testing.expectEqual(@as(Entry, 0), lookup(base + 100));
+}

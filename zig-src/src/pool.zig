@@ -1,0 +1,422 @@
+//! Pools: an allocator with a placement policy, and the hmalloc entry logic.
+//!
+//! What: a pool owns chunks (chunk.zig) obtained from its source
+//! (chunk_source.zig) and placed by its policy (policy.zig), one bin per small
+//! class (slab.zig), and the huge mappings made for it (huge.zig). The default
+//! pool serves hmalloc(); `hm_pool_create` makes more, each with its own
+//! policy; libmemtier makes one per memory tier. Any pool's block is freed
+//! with the same `free`, because the page map knows each chunk's pool.
+//!
+//! Paths, by size:
+//! - small (≤ 32 KiB): the calling thread's cache (thread_cache.zig) — no
+//!   lock, no syscall; a batch refill/flush against the bin otherwise;
+//! - large (≤ `large_max_bytes`): a page run in one of the pool's chunks,
+//!   under the pool's page lock;
+//! - huge: a mapping of its own (one mbind), unmapped on free.
+//!
+//! Locks: one per bin, one per pool for pages and chunks (`page_lock`), taken
+//! in that order (a bin takes pages for a new slab, and gives empty slabs
+//! back); the pool registry's lock comes before both; page_map's lock after.
+//! fork() takes them all in that order (atfork prepare) and releases them in
+//! parent and child.
+//!
+//! Detection: a pointer that page_map does not know, one inside a block, one
+//! whose run is free, and a small block freed twice (its first word holds the
+//! canary `address ^ secret` while it is free; hmalloc clears that word when
+//! it hands the block out) are reported with one line naming the call, then
+//! abort(). Never silent corruption.
+//!
+//! Trade-off: free pages are purged (MADV_DONTNEED) when a pool holds more
+//! than `dirty_max_pages` of them or they are older than `decay_ns`, checked
+//! only when pages are freed — no background thread, so a program that frees
+//! a little and then idles keeps at most `dirty_max_pages` resident.
+const std = @import("std");
+const builtin = @import("builtin");
+const assert = std.debug.assert;
+const linux = std.os.linux;
+const size_class = @import("size_class.zig");
+const page_map = @import("page_map.zig");
+const chunk_mod = @import("chunk.zig");
+const slab = @import("slab.zig");
+const thread_cache = @import("thread_cache.zig");
+const chunk_source = @import("chunk_source.zig");
+const huge = @import("huge.zig");
+const report = @import("report.zig");
+const Policy = @import("policy.zig").Policy;
+
+const Chunk = chunk_mod.Chunk;
+const Run = chunk_mod.Run;
+pub const ChunkSource = chunk_source.ChunkSource;
+pub const max_pools = thread_cache.max_pools;
+const page_bytes = chunk_mod.page_bytes;
+
+/// Largest block served from a chunk's pages; bigger ones are huge.
+pub const large_max_bytes: usize = 2 * 1024 * 1024;
+/// Largest alignment served inside a chunk; bigger ones are huge.
+const large_align_max_bytes: usize = 1024 * 1024;
+const dirty_max_pages: usize = 1024; // 4 MiB
+const decay_ns: u64 = 1_000_000_000;
+
+comptime {
+    assert(large_max_bytes / page_bytes <= Chunk.usable_pages);
+}
+
+pub const Stats = struct {
+    mapped_bytes: std.atomic.Value(u64) = .init(0),
+    huge_bytes: std.atomic.Value(u64) = .init(0),
+    mbind_calls: std.atomic.Value(u64) = .init(0),
+};
+
+pub const Pool = struct {
+    slot: u8,
+    generation: u32,
+    policy: Policy,
+    source: ChunkSource,
+    page_lock: std.c.pthread_mutex_t = .{},
+    chunks: ?*Chunk = null,
+    /// A chunk likely to have room (where the last page run came from).
+    hint: ?*Chunk = null,
+    dirty_pages: usize = 0,
+    last_purge_ns: u64 = 0,
+    huge_list: ?*huge.Huge = null,
+    stats: Stats = .{},
+    bins: [size_class.count]slab.Bin,
+
+    /// Allocates `size` bytes (malloc semantics: size 0 gives a unique block).
+    pub inline fn alloc(pool: *Pool, size: usize) ?[*]u8 {
+        if (size <= size_class.small_max_bytes) {
+            @branchHint(.likely);
+            return pool.allocSmall(size_class.classOf(size));
+        }
+        return pool.allocPages(size, page_bytes);
+    }
+
+    pub fn allocZeroed(pool: *Pool, n: usize, size: usize) ?[*]u8 {
+        const total = std.math.mul(usize, n, size) catch return report.fail(.NOMEM);
+        const p = pool.alloc(total) orelse return null;
+        if (total > large_max_bytes) return p; // fresh mapping: already zero
+        @memset(p[0..@max(total, 1)], 0);
+        return p;
+    }
+
+    /// `alignment` must be a power of two (checked by the caller).
+    pub fn allocAligned(pool: *Pool, alignment: usize, size: usize) ?[*]u8 {
+        assert(std.math.isPowerOfTwo(alignment));
+        if (alignment <= size_class.min_alignment_bytes) return pool.alloc(size);
+        if (alignment <= page_bytes) {
+            const padded = std.mem.alignForward(usize, @max(size, 1), alignment);
+            if (padded <= size_class.small_max_bytes) {
+                const class = size_class.classOf(padded);
+                assert(size_class.sizeOf(class) % alignment == 0);
+                return pool.allocSmall(class);
+            }
+        }
+        return pool.allocPages(size, alignment);
+    }
+
+    inline fn allocSmall(pool: *Pool, class: size_class.ClassIndex) ?[*]u8 {
+        if (cacheOf(pool)) |cache| {
+            const bin = &cache.bins[class];
+            if (bin.count > 0) {
+                @branchHint(.likely);
+                bin.count -= 1;
+                const block = bin.items[bin.count];
+                @as(*usize, @ptrFromInt(block)).* = 0; // clear the free canary
+                return @ptrFromInt(block);
+            }
+            return pool.refill(cache, class);
+        }
+        return pool.allocSmallUncached(class);
+    }
+
+    fn refill(pool: *Pool, cache: *thread_cache.PoolCache, class: size_class.ClassIndex) ?[*]u8 {
+        const cbin = &cache.bins[class];
+        assert(cbin.count == 0);
+        const want = cbin.capacity / 2;
+        const got = pool.takeBlocks(class, cbin.items[0..want]);
+        if (got == 0) return report.fail(.NOMEM);
+        cbin.count = @intCast(got - 1);
+        const block = cbin.items[got - 1];
+        @as(*usize, @ptrFromInt(block)).* = 0;
+        return @ptrFromInt(block);
+    }
+
+    fn allocSmallUncached(pool: *Pool, class: size_class.ClassIndex) ?[*]u8 {
+        var one: [1]usize = undefined;
+        if (pool.takeBlocks(class, &one) == 0) return report.fail(.NOMEM);
+        @as(*usize, @ptrFromInt(one[0])).* = 0;
+        return @ptrFromInt(one[0]);
+    }
+
+    /// Fills `out` (at least one block) from the class's bin, adding a slab if needed.
+    fn takeBlocks(pool: *Pool, class: size_class.ClassIndex, out: []usize) usize {
+        const bin = &pool.bins[class];
+        _ = std.c.pthread_mutex_lock(&bin.lock);
+        defer _ = std.c.pthread_mutex_unlock(&bin.lock);
+        var n = bin.take(out);
+        if (n == 0) {
+            const g = size_class.geometry(class);
+            _ = std.c.pthread_mutex_lock(&pool.page_lock);
+            const run = pool.allocRunLocked(g.pages, 1);
+            _ = std.c.pthread_mutex_unlock(&pool.page_lock);
+            bin.addSlab(run orelse return 0);
+            n = bin.take(out);
+        }
+        return n;
+    }
+
+    /// Gives blocks back to their bin (called with the cache's oldest half).
+    pub fn putBlocks(pool: *Pool, class: size_class.ClassIndex, blocks: []const usize) void {
+        const bin = &pool.bins[class];
+        _ = std.c.pthread_mutex_lock(&bin.lock);
+        defer _ = std.c.pthread_mutex_unlock(&bin.lock);
+        bin.put(blocks, pool);
+    }
+
+    /// slab.Bin.put's callback: an empty slab's pages go back to its chunk.
+    pub fn releaseSlab(pool: *Pool, run: *Run) void {
+        _ = std.c.pthread_mutex_lock(&pool.page_lock);
+        defer _ = std.c.pthread_mutex_unlock(&pool.page_lock);
+        pool.freeRunLocked(run);
+    }
+
+    fn allocPages(pool: *Pool, size: usize, alignment: usize) ?[*]u8 {
+        if (size > large_max_bytes or alignment > large_align_max_bytes)
+            return huge.alloc(pool, size, alignment);
+        const pages = std.mem.alignForward(usize, size, page_bytes) / page_bytes;
+        _ = std.c.pthread_mutex_lock(&pool.page_lock);
+        defer _ = std.c.pthread_mutex_unlock(&pool.page_lock);
+        const run = pool.allocRunLocked(pages, alignment / page_bytes) orelse return report.fail(.NOMEM);
+        run.kind = .large;
+        return @ptrFromInt(run.base());
+    }
+
+    fn allocRunLocked(pool: *Pool, pages: usize, align_pages: usize) ?*Run {
+        if (pool.hint) |c| if (c.allocRun(pages, align_pages)) |run| return pool.took(c, run);
+        var it = pool.chunks;
+        while (it) |c| : (it = c.next) {
+            if (c.allocRun(pages, align_pages)) |run| {
+                pool.hint = c;
+                return pool.took(c, run);
+            }
+        }
+        const c = pool.newChunkLocked() orelse return null;
+        pool.hint = c;
+        return pool.took(c, c.allocRun(pages, align_pages).?);
+    }
+
+    inline fn took(pool: *Pool, c: *Chunk, run: *Run) *Run {
+        pool.dirty_pages -= c.takeDirty(run);
+        return run;
+    }
+
+    fn newChunkLocked(pool: *Pool) ?*Chunk {
+        var e: linux.E = .SUCCESS;
+        const base = chunk_source.map(&pool.source, &pool.policy, chunk_mod.chunk_bytes, &e) catch {
+            report.setErrno(e);
+            return null;
+        };
+        _ = pool.stats.mbind_calls.fetchAdd(1, .monotonic);
+        page_map.register(base, chunk_mod.chunk_bytes, base) catch {
+            chunk_source.unmap(&pool.source, base, chunk_mod.chunk_bytes);
+            report.setErrno(.NOMEM);
+            return null;
+        };
+        const c = Chunk.init(base, pool);
+        c.next = pool.chunks;
+        pool.chunks = c;
+        _ = pool.stats.mapped_bytes.fetchAdd(chunk_mod.chunk_bytes, .monotonic);
+        return c;
+    }
+
+    fn freeRunLocked(pool: *Pool, run: *Run) void {
+        const c = run.chunk();
+        pool.dirty_pages += c.freeRun(run);
+        const now = monotonicNs();
+        if (pool.dirty_pages > dirty_max_pages or now -% pool.last_purge_ns > decay_ns) {
+            pool.purgeLocked();
+            pool.last_purge_ns = now;
+        }
+    }
+
+    fn purgeLocked(pool: *Pool) void {
+        var it = pool.chunks;
+        while (it) |c| : (it = c.next) pool.dirty_pages -= c.purge();
+        assert(pool.dirty_pages == 0);
+    }
+
+    /// Frees a large block (the run's first byte), called from `free`.
+    fn freeLarge(pool: *Pool, run: *Run) void {
+        _ = std.c.pthread_mutex_lock(&pool.page_lock);
+        defer _ = std.c.pthread_mutex_unlock(&pool.page_lock);
+        assert(run.kind == .large);
+        pool.freeRunLocked(run);
+    }
+
+    /// Unmaps every chunk and huge block of the pool. The caller makes sure
+    /// no thread uses it any more; stale thread caches are dropped by generation.
+    pub fn releaseAll(pool: *Pool) void {
+        _ = std.c.pthread_mutex_lock(&pool.page_lock);
+        defer _ = std.c.pthread_mutex_unlock(&pool.page_lock);
+        var it = pool.chunks;
+        while (it) |c| {
+            it = c.next;
+            page_map.unregister(@intFromPtr(c), chunk_mod.chunk_bytes);
+            chunk_source.unmap(&pool.source, @intFromPtr(c), chunk_mod.chunk_bytes);
+        }
+        pool.chunks = null;
+        pool.hint = null;
+        pool.dirty_pages = 0;
+        while (pool.huge_list) |h| huge.releaseLocked(pool, h);
+        for (&pool.bins, 0..) |*bin, i| bin.* = .{ .class = @intCast(i) };
+        pool.stats.mapped_bytes.store(0, .monotonic);
+    }
+};
+
+fn monotonicNs() u64 {
+    var ts: linux.timespec = undefined;
+    _ = linux.clock_gettime(.MONOTONIC_COARSE, &ts);
+    return @as(u64, @intCast(ts.sec)) * 1_000_000_000 + @as(u64, @intCast(ts.nsec));
+}
+
+// ---- pointer → owner, and the operations on any pool's pointer ----------------
+
+/// The free canary's key, random per process (set by registry.init).
+pub var secret: usize = 0x9e37_79b9_7f4a_7c15;
+
+pub const Caller = report.Caller;
+
+pub const Owner = union(enum) {
+    small: struct { pool: *Pool, class: size_class.ClassIndex },
+    large: struct { pool: *Pool, run: *Run },
+    huge: *huge.Huge,
+};
+
+/// Classifies `address` or reports it (and aborts) as not a live block.
+pub fn ownerOf(address: usize, caller: Caller) Owner {
+    const entry = page_map.lookup(address);
+    if (entry == 0) report.invalidPointer(caller, address, "not allocated by hmalloc (or freed already)");
+    if (entry & page_map.huge_tag != 0) {
+        const h: *huge.Huge = @ptrFromInt(entry & ~page_map.huge_tag);
+        if (address != h.user) report.invalidPointer(caller, address, "not the start of a block");
+        return .{ .huge = h };
+    }
+    const c: *Chunk = @ptrFromInt(entry);
+    assert(c.magic == chunk_mod.chunk_magic);
+    const run = c.runOf(address) orelse report.invalidPointer(caller, address, "not in use (freed already, or never allocated)");
+    const pool: *Pool = @ptrCast(@alignCast(c.pool));
+    switch (run.kind) {
+        .slab => {
+            const class = run.class;
+            const base = @intFromPtr(c) + @as(usize, c.page_owner[c.pageIndex(address)]) * page_bytes;
+            const index = size_class.regionIndex(class, address - base);
+            if (base + index * size_class.sizeOf(class) != address)
+                report.invalidPointer(caller, address, "not the start of a block");
+            return .{ .small = .{ .pool = pool, .class = class } };
+        },
+        .large => {
+            if (address != run.base()) report.invalidPointer(caller, address, "not the start of a block");
+            return .{ .large = .{ .pool = pool, .run = run } };
+        },
+        .unused => report.invalidPointer(caller, address, "not in use (freed already, or never allocated)"),
+    }
+}
+
+pub inline fn free(ptr: ?*anyopaque, caller: Caller) void {
+    const address = @intFromPtr(ptr orelse return);
+    switch (ownerOf(address, caller)) {
+        .small => |s| freeSmall(s.pool, s.class, address, caller),
+        .large => |l| l.pool.freeLarge(l.run),
+        .huge => |h| huge.free(h),
+    }
+}
+
+inline fn freeSmall(pool: *Pool, class: size_class.ClassIndex, address: usize, caller: Caller) void {
+    const word: *usize = @ptrFromInt(address);
+    if (word.* == address ^ secret) report.invalidPointer(caller, address, "double free");
+    const cache = cacheOf(pool) orelse {
+        word.* = address ^ secret;
+        pool.putBlocks(class, &.{address});
+        return;
+    };
+    const bin = &cache.bins[class];
+    if (bin.count == bin.capacity) {
+        @branchHint(.unlikely);
+        const half = bin.capacity / 2;
+        pool.putBlocks(class, bin.items[0..half]);
+        std.mem.copyForwards(usize, bin.items[0 .. bin.count - half], bin.items[half..bin.count]);
+        bin.count -= half;
+    }
+    word.* = address ^ secret;
+    bin.items[bin.count] = address;
+    bin.count += 1;
+}
+
+pub fn usableSize(ptr: ?*anyopaque, caller: Caller) usize {
+    const address = @intFromPtr(ptr orelse return 0);
+    return switch (ownerOf(address, caller)) {
+        .small => |s| size_class.sizeOf(s.class),
+        .large => |l| @as(usize, l.run.pages) * page_bytes,
+        .huge => |h| h.usableSize(),
+    };
+}
+
+pub fn poolOf(address: usize, caller: Caller) *Pool {
+    return switch (ownerOf(address, caller)) {
+        .small => |s| s.pool,
+        .large => |l| l.pool,
+        .huge => |h| h.pool,
+    };
+}
+
+/// realloc(3) on any pool's block; the new block stays in the same pool.
+pub fn realloc(ptr: ?*anyopaque, size: usize, caller: Caller, default_pool: *Pool) ?[*]u8 {
+    const address = @intFromPtr(ptr orelse return default_pool.alloc(size));
+    const owner = ownerOf(address, caller);
+    const old_size: usize, const pool: *Pool = switch (owner) {
+        .small => |s| .{ size_class.sizeOf(s.class), s.pool },
+        .large => |l| .{ @as(usize, l.run.pages) * page_bytes, l.pool },
+        .huge => |h| .{ h.usableSize(), h.pool },
+    };
+    // Stay in place when the block already has the right size class.
+    switch (owner) {
+        .small => if (size <= size_class.small_max_bytes and size_class.usableSizeFor(size) == old_size) return @ptrCast(ptr),
+        .large => if (size > size_class.small_max_bytes and size <= old_size and size > old_size / 2) return @ptrCast(ptr),
+        .huge => |h| if (huge.resize(h, size)) return @ptrCast(ptr),
+    }
+    const fresh = pool.alloc(size) orelse return null;
+    @memcpy(fresh[0..@min(size, old_size)], @as([*]const u8, @ptrCast(ptr))[0..@min(size, old_size)]);
+    free(ptr, caller);
+    return fresh;
+}
+
+// ---- thread caches ------------------------------------------------------------
+
+const registry = @import("registry.zig");
+
+/// This thread's cache of `pool`, created on first use; null while the thread
+/// is setting its cache up (re-entrant calls go to the bins directly).
+inline fn cacheOf(pool: *Pool) ?*thread_cache.PoolCache {
+    const tc = thread_cache.current orelse return registry.initThreadCache(pool);
+    const cache = tc.pools[pool.slot] orelse return registry.initPoolCache(tc, pool);
+    if (cache.generation != pool.generation) {
+        @branchHint(.unlikely);
+        cache.drop(pool.generation);
+    }
+    return cache;
+}
+
+/// Gives every cached block of this thread's `cache` back to `pool`.
+pub fn flushCache(pool: *Pool, cache: *thread_cache.PoolCache) void {
+    if (cache.generation != pool.generation) return cache.drop(pool.generation);
+    for (&cache.bins, 0..) |*bin, class| {
+        if (bin.count == 0) continue;
+        pool.putBlocks(@intCast(class), bin.items[0..bin.count]);
+        bin.count = 0;
+    }
+}
+
+comptime {
+    if (builtin.target.cpu.arch != .x86_64 and builtin.target.cpu.arch != .aarch64)
+        @compileError("hmalloc supports 64-bit Linux on x86_64 and aarch64");
+}

@@ -1,0 +1,217 @@
+//! The registry: process-wide allocator state — the pools, the default pool,
+//! thread-cache lifecycles, and fork safety.
+//!
+//! What: up to `max_pools` pools live in numbered slots; slot 0 is the
+//! default pool (hmalloc's), made on first use or by the library constructor
+//! with the policy from the environment (policy_env.zig, which ends the
+//! program on a bad one). A pool's slot indexes each thread's array of
+//! caches; destroying a pool bumps its slot's generation so that caches still
+//! holding its blocks drop them instead of handing them out.
+//!
+//! Thread caches are created on a thread's first allocation and registered
+//! with a pthread key whose destructor flushes them when the thread exits.
+//! Creating them may re-enter the allocator (glibc can allocate in
+//! pthread_setspecific under an interposer), so the thread marks itself busy
+//! meanwhile and nested calls use the bins directly.
+//!
+//! fork(): the prepare handler takes every lock (registry, then each pool's
+//! bins and page lock, then page_map's) so that no lock is held mid-update
+//! by a thread that will not exist in the child; parent and child release
+//! them. The child keeps the forking thread's caches; other threads' caches
+//! are unreachable there (their memory stays allocated, as in glibc).
+//!
+//! Trade-off: a fixed slot table (64 pools) instead of a growable list keeps
+//! the per-thread cache lookup a single indexed load.
+const std = @import("std");
+const assert = std.debug.assert;
+const linux = std.os.linux;
+const pool_mod = @import("pool.zig");
+const thread_cache = @import("thread_cache.zig");
+const page_map = @import("page_map.zig");
+const report = @import("report.zig");
+const Policy = @import("policy.zig").Policy;
+const policy_env = @import("policy_env.zig");
+const size_class = @import("size_class.zig");
+
+const Pool = pool_mod.Pool;
+pub const max_pools = thread_cache.max_pools;
+
+var slots: [max_pools]std.atomic.Value(?*Pool) = @splat(.init(null));
+/// Pool structs are kept for reuse by their slot (never unmapped), so a
+/// stale cache's generation check never reads freed memory.
+var spare: [max_pools]?*Pool = @splat(null);
+var generations: [max_pools]u32 = @splat(0);
+var lock: std.c.pthread_mutex_t = .{};
+var default_pool: std.atomic.Value(?*Pool) = .init(null);
+var thread_key: std.c.pthread_key_t = 0;
+var initialised: bool = false;
+
+/// The default pool, set up (policy from the environment) on first call.
+pub inline fn defaultPool() *Pool {
+    if (default_pool.load(.acquire)) |p| {
+        @branchHint(.likely);
+        return p;
+    }
+    return initDefaultPool();
+}
+
+fn initDefaultPool() *Pool {
+    _ = std.c.pthread_mutex_lock(&lock);
+    defer _ = std.c.pthread_mutex_unlock(&lock);
+    if (default_pool.load(.acquire)) |p| return p;
+    initProcessLocked();
+    const policy = policy_env.fromEnvironment(); // exits(2) on a bad policy
+    const p = createLocked(&policy, .anonymous, 0) orelse {
+        report.writeAll("hmalloc: cannot map the default pool's metadata: out of memory\n");
+        std.c.abort();
+    };
+    default_pool.store(p, .release);
+    return p;
+}
+
+fn initProcessLocked() void {
+    if (initialised) return;
+    initialised = true;
+    var random: usize = 0;
+    _ = linux.getrandom(@ptrCast(&random), @sizeOf(usize), 0);
+    pool_mod.secret = random | 1;
+    _ = std.c.pthread_key_create(&thread_key, threadExit);
+    _ = std.c.pthread_atfork(forkPrepare, forkParent, forkChild);
+}
+
+/// A new pool in a free slot; null + errno (EAGAIN when all slots are used).
+pub fn create(policy: *const Policy, source: pool_mod.ChunkSource) ?*Pool {
+    _ = defaultPool(); // process state, and slot 0 taken
+    _ = std.c.pthread_mutex_lock(&lock);
+    defer _ = std.c.pthread_mutex_unlock(&lock);
+    for (1..max_pools) |slot| {
+        if (slots[slot].load(.monotonic) == null) return createLocked(policy, source, slot);
+    }
+    report.setErrno(.AGAIN);
+    return null;
+}
+
+fn createLocked(policy: *const Policy, source: pool_mod.ChunkSource, slot: usize) ?*Pool {
+    assert(slots[slot].load(.monotonic) == null);
+    const p: *Pool = spare[slot] orelse blk: {
+        const raw = thread_cache.mapZeroed(@sizeOf(Pool)) orelse {
+            report.setErrno(.NOMEM);
+            return null;
+        };
+        break :blk @ptrCast(@alignCast(raw));
+    };
+    spare[slot] = p;
+    generations[slot] +%= 1;
+    p.* = .{
+        .slot = @intCast(slot),
+        .generation = generations[slot],
+        .policy = policy.*,
+        .source = source,
+        .bins = undefined,
+    };
+    for (&p.bins, 0..) |*bin, class| bin.* = .{ .class = @intCast(class) };
+    slots[slot].store(p, .release);
+    return p;
+}
+
+/// Unmaps all of `p`'s memory and frees its slot. Not for the default pool.
+pub fn destroy(p: *Pool) void {
+    assert(p.slot != 0);
+    _ = std.c.pthread_mutex_lock(&lock);
+    defer _ = std.c.pthread_mutex_unlock(&lock);
+    assert(slots[p.slot].load(.monotonic) == p);
+    p.releaseAll();
+    // Caches of this slot now hold a dead generation: they drop, not flush.
+    generations[p.slot] +%= 1;
+    p.generation = generations[p.slot];
+    slots[p.slot].store(null, .release);
+}
+
+/// Iterates the live pools (for statistics).
+pub fn poolAt(slot: usize) ?*Pool {
+    return slots[slot].load(.acquire);
+}
+
+// ---- thread caches --------------------------------------------------------------
+
+pub fn initThreadCache(p: *Pool) ?*thread_cache.PoolCache {
+    if (busy) return null;
+    busy = true;
+    defer busy = false;
+    const tc = thread_cache.createThreadCache() orelse return null;
+    thread_cache.current = tc;
+    _ = std.c.pthread_setspecific(thread_key, tc);
+    return initPoolCacheInner(tc, p);
+}
+
+pub fn initPoolCache(tc: *thread_cache.ThreadCache, p: *Pool) ?*thread_cache.PoolCache {
+    if (busy) return null;
+    busy = true;
+    defer busy = false;
+    return initPoolCacheInner(tc, p);
+}
+
+fn initPoolCacheInner(tc: *thread_cache.ThreadCache, p: *Pool) ?*thread_cache.PoolCache {
+    const cache = thread_cache.createPoolCache(p.generation) orelse return null;
+    tc.pools[p.slot] = cache;
+    return cache;
+}
+
+/// Re-entrancy guard of this thread's cache set-up (one byte of TLS).
+threadlocal var busy: bool = false;
+
+fn threadExit(value: *anyopaque) callconv(.c) void {
+    const tc: *thread_cache.ThreadCache = @ptrCast(@alignCast(value));
+    // Allocations made by later destructors go to the bins directly.
+    thread_cache.current = null;
+    busy = true;
+    for (&tc.pools, 0..) |*entry, slot| {
+        const cache = entry.* orelse continue;
+        entry.* = null;
+        if (slots[slot].load(.acquire)) |p| pool_mod.flushCache(p, cache);
+        thread_cache.destroyPoolCache(cache);
+    }
+    thread_cache.destroyThreadCache(tc);
+}
+
+// ---- fork -----------------------------------------------------------------------
+
+fn forkPrepare() callconv(.c) void {
+    _ = std.c.pthread_mutex_lock(&lock);
+    for (&slots) |*s| {
+        const p = s.load(.monotonic) orelse continue;
+        for (&p.bins) |*bin| _ = std.c.pthread_mutex_lock(&bin.lock);
+        _ = std.c.pthread_mutex_lock(&p.page_lock);
+    }
+    page_map.lockForFork();
+}
+
+fn forkParent() callconv(.c) void {
+    page_map.unlockAfterFork();
+    unlockAllPools();
+    _ = std.c.pthread_mutex_unlock(&lock);
+}
+
+fn forkChild() callconv(.c) void {
+    // The child is single-threaded: fresh mutexes are the safe way out of
+    // locks that a thread of the parent took (some mutex kinds check owners).
+    page_map.resetInChild();
+    for (&slots) |*s| {
+        const p = s.load(.monotonic) orelse continue;
+        for (&p.bins) |*bin| bin.lock = .{};
+        p.page_lock = .{};
+    }
+    lock = .{};
+}
+
+fn unlockAllPools() void {
+    for (&slots) |*s| {
+        const p = s.load(.monotonic) orelse continue;
+        _ = std.c.pthread_mutex_unlock(&p.page_lock);
+        var i: usize = size_class.count;
+        while (i > 0) {
+            i -= 1;
+            _ = std.c.pthread_mutex_unlock(&p.bins[i].lock);
+        }
+    }
+}

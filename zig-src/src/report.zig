@@ -1,0 +1,54 @@
+//! Reporting from inside the allocator: errno for failures, one line and
+//! abort() for misuse.
+//!
+//! What: allocation failures set errno (ENOMEM, EINVAL) and return null, as
+//! malloc(3) does. A pointer that is not a live block of ours — foreign,
+//! interior, freed already — ends the program with one line on stderr naming
+//! the call, the pointer and the reason, e.g.
+//!     hmalloc: hfree(0x7f3a5c001010): invalid pointer: double free
+//! then abort(), so a debugger or core dump shows the culprit's stack.
+//!
+//! Why not stdio: this runs inside malloc (stdio allocates) and possibly
+//! with the allocator's locks held; a fixed buffer and write(2) cannot
+//! recurse or deadlock.
+const std = @import("std");
+const linux = std.os.linux;
+
+/// The API's name for a pointer operation, e.g. "hfree" or "free".
+pub const Caller = []const u8;
+
+/// Names the library in messages ("hmalloc"; libmemtier sets "memtier").
+pub var prefix: []const u8 = "hmalloc";
+
+pub fn setErrno(e: linux.E) void {
+    std.c._errno().* = @intCast(@intFromEnum(e));
+}
+
+/// Sets errno and returns null: `return report.fail(.NOMEM);`
+pub fn fail(e: linux.E) ?[*]u8 {
+    setErrno(if (e == .SUCCESS) .NOMEM else e);
+    return null;
+}
+
+pub fn invalidPointer(caller: Caller, address: usize, reason: []const u8) noreturn {
+    var buf: [256]u8 = undefined;
+    const line = std.fmt.bufPrint(&buf, "{s}: {s}(0x{x}): invalid pointer: {s}\n", .{ prefix, caller, address, reason }) catch buf[0..0];
+    writeAll(line);
+    std.c.abort();
+}
+
+/// Writes `bytes` to stderr with write(2), retrying short writes.
+pub fn writeAll(bytes: []const u8) void {
+    var rest = bytes;
+    while (rest.len > 0) {
+        const rc = linux.write(2, rest.ptr, rest.len);
+        if (linux.errno(rc) == .INTR) continue;
+        if (linux.errno(rc) != .SUCCESS or rc == 0) return;
+        rest = rest[rc..];
+    }
+}
+
+test "fail sets errno and returns null" {
+    try std.testing.expect(fail(.NOMEM) == null);
+    try std.testing.expectEqual(@as(c_int, @intFromEnum(linux.E.NOMEM)), std.c._errno().*);
+}
