@@ -44,7 +44,8 @@ var generations: [max_pools]u32 = @splat(0);
 var lock: std.c.pthread_mutex_t = .{};
 var default_pool: std.atomic.Value(?*Pool) = .init(null);
 var thread_key: std.c.pthread_key_t = 0;
-var initialised: bool = false;
+/// Whether `thread_key` exists (a thread caching before that is not flushed at exit).
+var key_ready: std.atomic.Value(bool) = .init(false);
 
 /// The default pool, set up (policy from the environment) on first call.
 pub inline fn defaultPool() *Pool {
@@ -56,27 +57,27 @@ pub inline fn defaultPool() *Pool {
 }
 
 fn initDefaultPool() *Pool {
-    _ = std.c.pthread_mutex_lock(&lock);
-    defer _ = std.c.pthread_mutex_unlock(&lock);
-    if (default_pool.load(.acquire)) |p| return p;
-    initProcessLocked();
-    const policy = policy_env.fromEnvironment(); // exits(2) on a bad policy
-    const p = createLocked(&policy, .anonymous, 0) orelse {
-        report.writeAll("hmalloc: cannot map the default pool's metadata: out of memory\n");
-        std.c.abort();
+    const p = blk: {
+        _ = std.c.pthread_mutex_lock(&lock);
+        defer _ = std.c.pthread_mutex_unlock(&lock);
+        if (default_pool.load(.acquire)) |p| return p;
+        var random: usize = 0;
+        _ = linux.getrandom(@ptrCast(&random), @sizeOf(usize), 0);
+        pool_mod.secret = random | 1;
+        const policy = policy_env.fromEnvironment(); // exits(2) on a bad policy
+        const p = createLocked(&policy, .anonymous, 0) orelse {
+            report.writeAll("hmalloc: cannot map the default pool's metadata: out of memory\n");
+            std.c.abort();
+        };
+        default_pool.store(p, .release);
+        break :blk p;
     };
-    default_pool.store(p, .release);
-    return p;
-}
-
-fn initProcessLocked() void {
-    if (initialised) return;
-    initialised = true;
-    var random: usize = 0;
-    _ = linux.getrandom(@ptrCast(&random), @sizeOf(usize), 0);
-    pool_mod.secret = random | 1;
-    _ = std.c.pthread_key_create(&thread_key, threadExit);
+    // Only now, with the pool published and no lock held: glibc may call
+    // malloc inside these (pthread_atfork's handler list grows with malloc),
+    // and under libmemtier that malloc is ours.
+    if (std.c.pthread_key_create(&thread_key, threadExit) == .SUCCESS) key_ready.store(true, .release);
     _ = std.c.pthread_atfork(forkPrepare, forkParent, forkChild);
+    return p;
 }
 
 /// A new pool in a free slot; null + errno (EAGAIN when all slots are used).
@@ -140,7 +141,7 @@ pub fn initThreadCache(p: *Pool) ?*thread_cache.PoolCache {
     defer busy = false;
     const tc = thread_cache.createThreadCache() orelse return null;
     thread_cache.current = tc;
-    _ = std.c.pthread_setspecific(thread_key, tc);
+    if (key_ready.load(.acquire)) _ = std.c.pthread_setspecific(thread_key, tc);
     return initPoolCacheInner(tc, p);
 }
 
