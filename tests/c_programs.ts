@@ -53,11 +53,24 @@ export interface BuildOptions {
   extra?: readonly string[];
 }
 
+const built = new Map<string, Promise<string>>();
+
 /**
- * Compiles `tests/c/NAME.c` into `tests/out/NAME` and returns the executable's absolute path.
- * Throws with gcc's messages when compiling fails.
+ * Compiles `tests/c/NAME.c` into `tests/out/NAME` (once per test process) and returns the
+ * executable's absolute path. Throws with gcc's messages when compiling fails.
  */
-export async function buildCProgram(name: string, opts: BuildOptions = {}): Promise<string> {
+export function buildCProgram(name: string, opts: BuildOptions = {}): Promise<string> {
+  const key = JSON.stringify([name, opts.hmalloc ?? true, opts.extra ?? []]);
+  let exe = built.get(key);
+  if (exe === undefined) {
+    exe = compile(name, opts);
+    built.set(key, exe);
+    exe.catch(() => built.delete(key));
+  }
+  return exe;
+}
+
+async function compile(name: string, opts: BuildOptions): Promise<string> {
   const linkHmalloc = opts.hmalloc ?? true;
   if (linkHmalloc) {
     const status = hmallocLibraryStatus();
