@@ -293,6 +293,12 @@ pub const Owner = union(enum) {
     huge: *huge.Huge,
 };
 
+/// Whether `address` lies in memory some pool owns (a chunk or huge mapping).
+/// A foreign pointer gives false without touching memory near it.
+pub inline fn isOurs(address: usize) bool {
+    return page_map.lookup(address) != 0;
+}
+
 /// Classifies `address` or reports it (and aborts) as not a live block.
 pub fn ownerOf(address: usize, caller: Caller) Owner {
     const entry = page_map.lookup(address);
@@ -325,11 +331,34 @@ pub fn ownerOf(address: usize, caller: Caller) Owner {
 
 pub inline fn free(ptr: ?*anyopaque, caller: Caller) void {
     const address = @intFromPtr(ptr orelse return);
-    switch (ownerOf(address, caller)) {
+    freeOwned(ownerOf(address, caller), address, caller);
+}
+
+/// Frees the block at `address` whose owner `ownerOf` returned.
+pub inline fn freeOwned(owner: Owner, address: usize, caller: Caller) void {
+    switch (owner) {
         .small => |s| freeSmall(s.pool, s.class, address, caller),
         .large => |l| l.pool.freeLarge(l.run),
         .huge => |h| huge.free(h),
     }
+}
+
+/// The usable size of the block `owner` describes.
+pub inline fn ownedSize(owner: Owner) usize {
+    return switch (owner) {
+        .small => |s| size_class.sizeOf(s.class),
+        .large => |l| @as(usize, l.run.pages) * page_bytes,
+        .huge => |h| h.usableSize(),
+    };
+}
+
+/// The pool of the block `owner` describes.
+pub inline fn ownedPool(owner: Owner) *Pool {
+    return switch (owner) {
+        .small => |s| s.pool,
+        .large => |l| l.pool,
+        .huge => |h| h.pool,
+    };
 }
 
 inline fn freeSmall(pool: *Pool, class: size_class.ClassIndex, address: usize, caller: Caller) void {
@@ -355,30 +384,19 @@ inline fn freeSmall(pool: *Pool, class: size_class.ClassIndex, address: usize, c
 
 pub fn usableSize(ptr: ?*anyopaque, caller: Caller) usize {
     const address = @intFromPtr(ptr orelse return 0);
-    return switch (ownerOf(address, caller)) {
-        .small => |s| size_class.sizeOf(s.class),
-        .large => |l| @as(usize, l.run.pages) * page_bytes,
-        .huge => |h| h.usableSize(),
-    };
+    return ownedSize(ownerOf(address, caller));
 }
 
 pub fn poolOf(address: usize, caller: Caller) *Pool {
-    return switch (ownerOf(address, caller)) {
-        .small => |s| s.pool,
-        .large => |l| l.pool,
-        .huge => |h| h.pool,
-    };
+    return ownedPool(ownerOf(address, caller));
 }
 
 /// realloc(3) on any pool's block; the new block stays in the same pool.
 pub fn realloc(ptr: ?*anyopaque, size: usize, caller: Caller, default_pool: *Pool) ?[*]u8 {
     const address = @intFromPtr(ptr orelse return default_pool.alloc(size));
     const owner = ownerOf(address, caller);
-    const old_size: usize, const pool: *Pool = switch (owner) {
-        .small => |s| .{ size_class.sizeOf(s.class), s.pool },
-        .large => |l| .{ @as(usize, l.run.pages) * page_bytes, l.pool },
-        .huge => |h| .{ h.usableSize(), h.pool },
-    };
+    const old_size = ownedSize(owner);
+    const pool = ownedPool(owner);
     // Stay in place when the block already has the right size class.
     switch (owner) {
         .small => if (size <= size_class.small_max_bytes and size_class.usableSizeFor(size) == old_size) return @ptrCast(ptr),
@@ -387,7 +405,7 @@ pub fn realloc(ptr: ?*anyopaque, size: usize, caller: Caller, default_pool: *Poo
     }
     const fresh = pool.alloc(size) orelse return null;
     @memcpy(fresh[0..@min(size, old_size)], @as([*]const u8, @ptrCast(ptr))[0..@min(size, old_size)]);
-    free(ptr, caller);
+    freeOwned(owner, address, caller);
     return fresh;
 }
 
