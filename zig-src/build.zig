@@ -23,6 +23,7 @@ pub fn build(b: *std.Build) void {
             .link_libc = true,
         }),
     });
+    hmalloc.root_module.addCSourceFile(.{ .file = b.path("src/thread_pointer.c") });
     hmalloc.installHeader(b.path("include/hmalloc.h"), "hmalloc.h");
     b.installArtifact(hmalloc);
 
@@ -37,6 +38,7 @@ pub fn build(b: *std.Build) void {
                 .link_libc = true,
             }),
         });
+        memtier.root_module.addCSourceFile(.{ .file = b.path("src/thread_pointer.c") });
         b.installArtifact(memtier);
     }
 
@@ -63,6 +65,7 @@ pub fn build(b: *std.Build) void {
                 .link_libc = true,
             }),
         });
+        unit.root_module.addCSourceFile(.{ .file = b.path("src/thread_pointer.c") });
         const run = b.addRunArtifact(unit);
         test_step.dependOn(&run.step);
     }

@@ -416,7 +416,7 @@ const registry = @import("registry.zig");
 /// This thread's cache of `pool`, created on first use; null while the thread
 /// is setting its cache up (re-entrant calls go to the bins directly).
 inline fn cacheOf(pool: *Pool) ?*thread_cache.PoolCache {
-    const tc = thread_cache.current orelse return registry.initThreadCache(pool);
+    const tc = thread_cache.current() orelse return registry.initThreadCache(pool);
     const cache = tc.pools[pool.slot] orelse return registry.initPoolCache(tc, pool);
     if (cache.generation != pool.generation) {
         @branchHint(.unlikely);

@@ -140,7 +140,7 @@ pub fn initThreadCache(p: *Pool) ?*thread_cache.PoolCache {
     busy = true;
     defer busy = false;
     const tc = thread_cache.createThreadCache() orelse return null;
-    thread_cache.current = tc;
+    thread_cache.setCurrent(tc);
     if (key_ready.load(.acquire)) _ = std.c.pthread_setspecific(thread_key, tc);
     return initPoolCacheInner(tc, p);
 }
@@ -164,7 +164,7 @@ threadlocal var busy: bool = false;
 fn threadExit(value: *anyopaque) callconv(.c) void {
     const tc: *thread_cache.ThreadCache = @ptrCast(@alignCast(value));
     // Allocations made by later destructors go to the bins directly.
-    thread_cache.current = null;
+    thread_cache.setCurrent(null);
     busy = true;
     for (&tc.pools, 0..) |*entry, slot| {
         const cache = entry.* orelse continue;

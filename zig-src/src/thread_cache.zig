@@ -5,7 +5,7 @@
 //! lock, no atomic, no syscall. An empty stack is refilled with a batch from
 //! the pool's bin; a full one gives its older half back (slab.zig).
 //!
-//! The only thread-local variable is one pointer (`current`), so a library
+//! The only hot thread-local variable is one pointer (`current()`), so a library
 //! that Deno dlopens keeps within the static TLS surplus (see PITFALLS.md);
 //! the caches themselves are mmap'ed per thread and returned by a pthread key
 //! destructor when the thread exits, after giving their blocks back.
@@ -19,6 +19,7 @@
 //! thread can hold idle at ~2.7 MiB per pool, and keeps the lock taken once
 //! every ≥ 4 operations of one class even for 32 KiB blocks.
 const std = @import("std");
+const builtin = @import("builtin");
 const assert = std.debug.assert;
 const linux = std.os.linux;
 const size_class = @import("size_class.zig");
@@ -81,7 +82,30 @@ pub const ThreadCache = struct {
 };
 
 /// This thread's cache; null until its first allocation (and after exit).
-pub threadlocal var current: ?*ThreadCache = null;
+pub inline fn current() ?*ThreadCache {
+    return @ptrCast(@alignCast(currentSlot().*));
+}
+
+pub inline fn setCurrent(tc: ?*ThreadCache) void {
+    currentSlot().* = tc;
+}
+
+/// Release builds (LLVM, x86_64) read the initial-exec TLS slot defined in
+/// thread_pointer.c with `%fs:` addressing; other builds use a Zig
+/// threadlocal (the self-hosted backend's assembler has no @gottpoff).
+const use_initial_exec = builtin.cpu.arch == .x86_64 and builtin.zig_backend == .stage2_llvm and builtin.link_libc;
+threadlocal var current_fallback: ?*anyopaque = null;
+
+inline fn currentSlot() *?*anyopaque {
+    if (!use_initial_exec) return &current_fallback;
+    const offset = asm ("movq hm_thread_cache_tls@gottpoff(%%rip), %[ret]"
+        : [ret] "=r" (-> usize),
+    );
+    const thread_pointer = asm ("movq %%fs:0, %[ret]"
+        : [ret] "=r" (-> usize),
+    );
+    return @ptrFromInt(thread_pointer +% offset);
+}
 
 pub fn mapZeroed(bytes: usize) ?*anyopaque {
     const rc = linux.mmap(null, bytes, .{ .READ = true, .WRITE = true }, .{ .TYPE = .PRIVATE, .ANONYMOUS = true }, -1, 0);
