@@ -21,6 +21,7 @@ pub fn build(b: *std.Build) void {
             .target = target,
             .optimize = optimize,
             .link_libc = true,
+            .omit_frame_pointer = optimize != .debug,
         }),
     });
     hmalloc.root_module.addCSourceFile(.{ .file = b.path("src/thread_pointer.c") });
@@ -36,6 +37,7 @@ pub fn build(b: *std.Build) void {
                 .target = target,
                 .optimize = optimize,
                 .link_libc = true,
+                .omit_frame_pointer = optimize != .debug,
             }),
         });
         memtier.root_module.addCSourceFile(.{ .file = b.path("src/thread_pointer.c") });
@@ -67,6 +69,7 @@ pub fn build(b: *std.Build) void {
         });
         unit.root_module.addCSourceFile(.{ .file = b.path("src/thread_pointer.c") });
         const run = b.addRunArtifact(unit);
+        run.has_side_effects = true; // always run, so every run reports every test
         test_step.dependOn(&run.step);
     }
 }

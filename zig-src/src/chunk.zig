@@ -109,6 +109,10 @@ pub const Chunk = struct {
         return (address - @intFromPtr(c)) >> size_class.page_shift;
     }
 
+    pub inline fn pageIsFree(c: *const Chunk, page: usize) bool {
+        return testBit(&c.free_map, page);
+    }
+
     /// The run holding `address` if that page is in use, else null.
     pub inline fn runOf(c: *Chunk, address: usize) ?*Run {
         const page = c.pageIndex(address);
@@ -121,10 +125,14 @@ pub const Chunk = struct {
     pub fn allocRun(c: *Chunk, pages: usize, align_pages: usize) ?*Run {
         assert(pages > 0 and pages <= usable_pages and std.math.isPowerOfTwo(align_pages));
         if (c.free_pages < pages) return null;
-        var start = std.mem.alignForward(usize, header_pages, align_pages);
-        while (start + pages <= pages_per_chunk) {
+        var start: usize = header_pages;
+        while (true) {
+            // Skip to the next free page, then check the whole span is free.
+            const free_page = firstSet(&c.free_map, start, pages_per_chunk) orelse return null;
+            start = std.mem.alignForward(usize, free_page, align_pages);
+            if (start + pages > pages_per_chunk) return null;
             if (firstClear(&c.free_map, start, start + pages)) |busy| {
-                start = std.mem.alignForward(usize, busy + 1, align_pages);
+                start = busy + 1;
                 continue;
             }
             clearBits(&c.free_map, start, pages);
@@ -134,7 +142,6 @@ pub const Chunk = struct {
             run.* = .{ .pages = @intCast(pages) };
             return run;
         }
-        return null;
     }
 
     /// Returns a run's pages to the chunk; they stay resident (dirty) until purged.

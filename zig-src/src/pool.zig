@@ -331,6 +331,25 @@ pub fn ownerOf(address: usize, caller: Caller) Owner {
 
 pub inline fn free(ptr: ?*anyopaque, caller: Caller) void {
     const address = @intFromPtr(ptr orelse return);
+    // The common case, a small block, checked inline with the same rules as
+    // ownerOf; anything else (and any doubt) takes ownerOf's full path.
+    const entry = page_map.lookup(address);
+    if (entry != 0 and entry & page_map.huge_tag == 0) {
+        const c: *Chunk = @ptrFromInt(entry);
+        const page = (address - entry) >> size_class.page_shift;
+        const first = c.page_owner[page];
+        const run = &c.runs[first]; // runs[0] is the header's: never a slab
+        if (run.kind == .slab and !c.pageIsFree(page)) {
+            @branchHint(.likely);
+            const class = run.class;
+            const base = entry + @as(usize, first) * page_bytes;
+            const index = size_class.regionIndex(class, address - base);
+            if (base + index * size_class.sizeOf(class) == address) {
+                @branchHint(.likely);
+                return freeSmall(@ptrCast(@alignCast(c.pool)), class, address, caller);
+            }
+        }
+    }
     freeOwned(ownerOf(address, caller), address, caller);
 }
 
