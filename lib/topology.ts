@@ -25,6 +25,8 @@
  * @module
  */
 
+import { formatNodeList, parseKernelNodeList } from "./node_list.ts";
+
 /** Reads text files and directory listings below a root; the only door to sysfs and procfs. */
 export interface SysfsReader {
   /** The directory that stands for `/`. */
@@ -67,55 +69,6 @@ export function sysfsReader(root: string = "/"): SysfsReader {
       }
     },
   };
-}
-
-/**
- * Parses a kernel list such as `0-3,8,10-11` (cpulist, nodelist) into sorted numbers.
- * Empty text is the empty list.
- *
- * @example
- * ```ts
- * import { parseSysfsList } from "./topology.ts";
- * console.log(parseSysfsList("0-2,5")); // [0, 1, 2, 5]
- * ```
- */
-export function parseSysfsList(text: string): number[] {
-  const out = new Set<number>();
-  const trimmed = text.trim();
-  if (trimmed === "") return [];
-  for (const part of trimmed.split(",")) {
-    const m = /^(\d+)(?:-(\d+))?$/.exec(part.trim());
-    if (m === null) {
-      throw new RangeError(`parseSysfsList: bad list element ${JSON.stringify(part)}`);
-    }
-    const lo = Number(m[1]);
-    const hi = m[2] === undefined ? lo : Number(m[2]);
-    if (hi < lo) throw new RangeError(`parseSysfsList: bad range ${JSON.stringify(part)}`);
-    for (let i = lo; i <= hi; i++) out.add(i);
-  }
-  return [...out].sort((a, b) => a - b);
-}
-
-/**
- * Formats numbers as a compact kernel list (`[0, 1, 2, 5]` → `0-2,5`), the inverse of
- * {@link parseSysfsList}.
- *
- * @example
- * ```ts
- * import { formatSysfsList } from "./topology.ts";
- * console.log(formatSysfsList([0, 1, 2, 5])); // "0-2,5"
- * ```
- */
-export function formatSysfsList(values: readonly number[]): string {
-  const sorted = [...new Set(values)].sort((a, b) => a - b);
-  const parts: string[] = [];
-  for (let i = 0; i < sorted.length;) {
-    let j = i;
-    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j] + 1) j++;
-    parts.push(j === i ? `${sorted[i]}` : `${sorted[i]}-${sorted[j]}`);
-    i = j + 1;
-  }
-  return parts.join(",");
 }
 
 /** HMAT performance of one memory node for one access class (`access0` / `access1`). */
@@ -192,7 +145,7 @@ const kib = 1024;
 
 function listFile(reader: SysfsReader, path: string): number[] | undefined {
   const text = reader.readText(path);
-  return text === undefined ? undefined : parseSysfsList(text);
+  return text === undefined ? undefined : parseKernelNodeList(text);
 }
 
 function meminfoBytes(text: string | undefined, key: string): number {
@@ -370,7 +323,7 @@ function bestNodes(topology: Topology, options: InitiatorOptions, metric: Metric
   const self = topology.nodes.find((n) => n.id === initiator);
   if (self === undefined) {
     throw new RangeError(
-      `initiator node ${initiator} is not online (online: ${formatSysfsList(topology.online)})`,
+      `initiator node ${initiator} is not online (online: ${formatNodeList(topology.online)})`,
     );
   }
   const memory = topology.nodes.filter((n) => n.hasMemory);

@@ -1,36 +1,17 @@
 import assert from "node:assert/strict";
 import {
   currentNode,
-  formatSysfsList,
   highestBandwidthNodes,
   highestCapacityNodes,
   lowerTierNodes,
   lowestLatencyNodes,
   nodeDistance,
-  parseSysfsList,
   readMemoryTiers,
   readTopology,
   sysfsReader,
   topTierNodes,
 } from "../lib/topology.ts";
 import { fakeOneNode, fakeTree, fakeVm } from "./fake_sysfs.ts";
-
-Deno.test("parseSysfsList reads ranges, singles and the empty list", () => {
-  assert.deepEqual(parseSysfsList("0-3,8,10-11\n"), [0, 1, 2, 3, 8, 10, 11]);
-  assert.deepEqual(parseSysfsList("5"), [5]);
-  assert.deepEqual(parseSysfsList("\n"), []);
-});
-
-Deno.test("parseSysfsList names the bad element", () => {
-  assert.throws(() => parseSysfsList("0-2,x"), { name: "RangeError", message: /"x"/ });
-  assert.throws(() => parseSysfsList("3-1"), { name: "RangeError", message: /"3-1"/ });
-});
-
-Deno.test("formatSysfsList compacts runs and round-trips", () => {
-  assert.equal(formatSysfsList([5, 0, 1, 2]), "0-2,5");
-  assert.equal(formatSysfsList([]), "");
-  assert.deepEqual(parseSysfsList(formatSysfsList([0, 2, 3, 4, 9])), [0, 2, 3, 4, 9]);
-});
 
 Deno.test("sysfsReader rejects an empty root", () => {
   assert.throws(() => sysfsReader(""), { name: "TypeError", message: /root/ });
