@@ -333,7 +333,7 @@ const Given = struct {
     param: ThresholdParam,
 
     fn token(given: Given) ?[]const u8 {
-        return given.source.given[@intFromEnum(given.param)];
+        return given.source.given[@backingInt(given.param)];
     }
 };
 
@@ -408,8 +408,8 @@ const Parser = struct {
             if (std.mem.eql(u8, param.name, "POLICY")) return p.fail(.policy_not_last, param.name, item);
             const which = std.meta.stringToEnum(TierParam, param.name) orelse
                 return p.fail(.unknown_tier_param, param.name, item);
-            if (seen[@intFromEnum(which)] != null) return p.fail(.duplicate_param, param.name, item);
-            seen[@intFromEnum(which)] = param;
+            if (seen[@backingInt(which)] != null) return p.fail(.duplicate_param, param.name, item);
+            seen[@backingInt(which)] = param;
             const value = param.value orelse "";
             if (value.len == 0) return p.fail(.missing_value, param.text, item);
             if (which != .PATH and hasWhitespace(value)) return p.fail(.whitespace, value, item);
@@ -429,15 +429,15 @@ const Parser = struct {
         tier.kind = kind orelse return p.fail(.missing_kind, item, item);
         if (tier.ratio == 0) return p.fail(.missing_ratio, item, item);
         if (tier.kind == .fs_dax) {
-            if (seen[@intFromEnum(TierParam.PATH)] == null) return p.fail(.missing_path, item, item);
-            if (seen[@intFromEnum(TierParam.PMEM_SIZE_LIMIT)]) |limit| {
+            if (seen[@backingInt(TierParam.PATH)] == null) return p.fail(.missing_path, item, item);
+            if (seen[@backingInt(TierParam.PMEM_SIZE_LIMIT)]) |limit| {
                 if (tier.pmem_size_limit_bytes != 0 and tier.pmem_size_limit_bytes < pmem_size_min_bytes)
                     return p.fail(.pmem_size_too_small, limit.value.?, item);
             }
         } else {
             // Named in the order they were written.
-            const path = seen[@intFromEnum(TierParam.PATH)];
-            const limit = seen[@intFromEnum(TierParam.PMEM_SIZE_LIMIT)];
+            const path = seen[@backingInt(TierParam.PATH)];
+            const limit = seen[@backingInt(TierParam.PMEM_SIZE_LIMIT)];
             const first = if (path != null and limit != null)
                 (if (@intFromPtr(path.?.name.ptr) < @intFromPtr(limit.?.name.ptr)) path else limit)
             else
@@ -467,7 +467,7 @@ const Parser = struct {
                 const param = try p.checkParam(param_text, item);
                 const which = std.meta.stringToEnum(ThresholdParam, param.name) orelse
                     return p.fail(.unknown_threshold_param, param.name, item);
-                const slot = &sources[k].given[@intFromEnum(which)];
+                const slot = &sources[k].given[@backingInt(which)];
                 if (slot.* != null) return p.fail(.duplicate_param, param.name, item);
                 slot.* = param.text;
                 const value = param.value orelse "";
