@@ -35,6 +35,7 @@ import {
 } from "./lib/hmctl_options.ts";
 import { launch, LaunchError } from "./lib/launch.ts";
 import { readNodeTopology } from "./lib/node_list.ts";
+import { runTopologyView, runUsageView } from "./lib/views.ts";
 
 /** A subcommand: its arguments (after its name) in, the process exit status out. */
 export type Subcommand = (args: string[]) => Promise<number>;
@@ -43,7 +44,10 @@ export type Subcommand = (args: string[]) => Promise<number>;
  * Subcommands by name. Reserved for modules to come — `memtier`, `topology`, `usage` —
  * each added here as one line, e.g. `["topology", topology.run]`, once it exists.
  */
-const SUBCOMMANDS: ReadonlyMap<string, Subcommand> = new Map<string, Subcommand>([]);
+const SUBCOMMANDS: ReadonlyMap<string, Subcommand> = new Map<string, Subcommand>([
+  ["topology", runTopologyView],
+  ["usage", runUsageView],
+]);
 
 /** How the command names itself in help and error hints. */
 const COMMAND_NAME = "cli.ts";
