@@ -74,9 +74,27 @@ fn nextClassSize(size: usize) usize {
     return size + (@as(usize, 1) << @intCast(k - 2));
 }
 
-/// The class of a request of `size_bytes` (1 ≤ size ≤ small_max_bytes).
+/// Sizes up to this are classified by one table load (8-byte steps).
+const lookup_max_bytes: usize = 4096;
+const lookup_table: [lookup_max_bytes / 8 + 1]ClassIndex = blk: {
+    @setEvalBranchQuota(200_000);
+    var t: [lookup_max_bytes / 8 + 1]ClassIndex = undefined;
+    for (&t, 0..) |*c, i| c.* = classByArithmetic(@max(i * 8, 1));
+    break :blk t;
+};
+
+/// The class of a request of `size_bytes` (0 ≤ size ≤ small_max_bytes; 0
+/// gets the smallest class).
 pub inline fn classOf(size_bytes: usize) ClassIndex {
     assert(size_bytes <= small_max_bytes);
+    if (size_bytes <= lookup_max_bytes) {
+        @branchHint(.likely);
+        return lookup_table[(size_bytes + 7) >> 3];
+    }
+    return classByArithmetic(size_bytes);
+}
+
+fn classByArithmetic(size_bytes: usize) ClassIndex {
     if (size_bytes <= 8) return 0;
     if (size_bytes <= 128) return @intCast((size_bytes + 15) >> 4);
     // Group g ≥ 0 covers (2^(g+7), 2^(g+8)]; four classes per group,
