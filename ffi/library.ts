@@ -17,9 +17,10 @@
  *
  * Otherwise an Error lists every place looked at and says how to build or point to the library.
  *
- * Which sources: `zig-src/build.zig`, `zig-src/include/hmalloc.h`, and the `src/*.zig` files the
- * build script names (`b.path("src/….zig")`) plus everything they `@import`, transitively. No file
- * list to keep in sync, and it works over https where a directory cannot be listed.
+ * Which sources: `zig-src/build.zig`, `zig-src/include/hmalloc.h`, every file the build script
+ * names under `src/` (`b.path("src/….zig")`, C sources), and everything those `@import`,
+ * `@embedFile` or `#include "…"`, transitively. No file list to keep in sync, and it works over
+ * https where a directory cannot be listed.
  *
  * @module
  */
@@ -270,8 +271,9 @@ export async function readZigSources(
     files.set(required, data);
   }
   const buildText = decoder.decode(files.get("build.zig"));
-  // Roots named by the build script; optional ones (guarded by fileExists) may be absent.
-  const pending = [...buildText.matchAll(/"(src\/[\w./-]+\.zig)"/g)].map((m) => m[1]);
+  // Every file the build script names under src/ (Zig roots, C sources); optional ones (guarded
+  // by fileExists) may be absent.
+  const pending = [...buildText.matchAll(/"(src\/[\w./-]+\.\w+)"/g)].map((m) => m[1]);
   while (pending.length > 0) {
     const path = pending.pop() as string;
     if (files.has(path)) continue;
@@ -281,9 +283,16 @@ export async function readZigSources(
     if (data === undefined) continue;
     files.set(path, data);
     const dir = path.slice(0, path.lastIndexOf("/") + 1);
-    for (const m of decoder.decode(data).matchAll(/@(import|embedFile)\("([^"]+)"\)/g)) {
-      if (m[1] === "import" && !m[2].endsWith(".zig")) continue; // std, builtin, named modules
-      const next = new URL(dir + m[2], base).href.slice(base.href.length);
+    const text = decoder.decode(data);
+    const references = path.endsWith(".zig")
+      ? [...text.matchAll(/@(import|embedFile)\("([^"]+)"\)/g)]
+        // std, builtin and named modules are not files
+        .filter((m) => m[1] === "embedFile" || m[2].endsWith(".zig")).map((m) => m[2])
+      : /\.(c|h)$/.test(path)
+      ? [...text.matchAll(/^\s*#\s*include\s+"([^"]+)"/gm)].map((m) => m[1])
+      : [];
+    for (const reference of references) {
+      const next = new URL(dir + reference, base).href.slice(base.href.length);
       if (!files.has(next)) pending.push(next);
     }
   }

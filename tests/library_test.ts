@@ -127,6 +127,17 @@ Deno.test("the real package's Zig sources: build script, header, API root and it
   }
   // Every file present here was reached from a root: at least the API root imports others.
   assert.ok(files.size > 3, [...files.keys()].join(" "));
+  // Every file the build script names that exists (C sources too) is there.
+  const buildZig = new TextDecoder().decode(files.get("build.zig"));
+  for (const [, named] of buildZig.matchAll(/"(src\/[\w./-]+\.\w+)"/g)) {
+    let exists = true;
+    try {
+      Deno.statSync(new URL(`../zig-src/${named}`, import.meta.url));
+    } catch {
+      exists = false; // optional (fileExists-guarded) and not written yet
+    }
+    if (exists) assert.ok(files.has(named), `${named} is named by build.zig but not read`);
+  }
 });
 
 // A tiny package that zig builds in seconds: a root, a nested import and an embedded file.
@@ -141,6 +152,7 @@ pub fn build(b: *std.Build) void {
             .optimize = b.standardOptimizeOption(.{}),
         }),
     });
+    lib.root_module.addCSourceFile(.{ .file = b.path("src/c/extra.c") });
     lib.installHeader(b.path("include/hmalloc.h"), "hmalloc.h");
     b.installArtifact(lib);
 }
@@ -152,13 +164,19 @@ function writeFakeZigPackage(pkg: ReturnType<typeof fakePackage>): void {
   pkg.write(
     "zig-src/src/hmalloc_api.zig",
     'const answer = @import("util/answer.zig");\nconst note = @embedFile("note.txt");\n' +
-      "export fn hm_probe() c_int {\n    return answer.value + @as(c_int, note.len);\n}\n",
+      "extern fn extra_value() c_int;\n" +
+      "export fn hm_probe() c_int {\n    return answer.value + @as(c_int, note.len) + extra_value();\n}\n",
   );
   pkg.write(
     "zig-src/src/util/answer.zig",
     'pub const value: c_int = @import("../base.zig").base;\n',
   );
-  pkg.write("zig-src/src/base.zig", "pub const base: c_int = 40;\n");
+  pkg.write("zig-src/src/base.zig", "pub const base: c_int = 39;\n");
+  pkg.write(
+    "zig-src/src/c/extra.c",
+    '#include "extra.h"\nint extra_value(void) { return EXTRA; }\n',
+  );
+  pkg.write("zig-src/src/c/extra.h", "#define EXTRA 1\n");
   pkg.write("zig-src/src/note.txt", "hi");
   pkg.write("zig-src/src/unused.zig", "this is not zig and is never read\n");
 }
@@ -183,6 +201,8 @@ Deno.test({
       "build.zig",
       "include/hmalloc.h",
       "src/base.zig",
+      "src/c/extra.c",
+      "src/c/extra.h",
       "src/hmalloc_api.zig",
       "src/note.txt",
       "src/util/answer.zig",
