@@ -44,6 +44,10 @@ pub fn build(b: *std.Build) void {
         b.installArtifact(memtier);
     }
 
+    // The file list below is read at configure time: re-configure when files
+    // are added to or removed from src/ (the configure result is cached).
+    b.dependOnDirectoryContents(b.path("src"));
+
     const test_step = b.step("test", "Run the unit tests of every file in src/");
     const filter = b.option([]const u8, "test-file", "Only test this file of src/ (e.g. size_class.zig)");
     const src_path = b.root.join(b.allocator, "src") catch @panic("OOM");

@@ -15,6 +15,12 @@
 //!   to the filesystem; file offsets are handed out by a bump pointer, which
 //!   is fine for a sparse file (offsets are address space, not storage).
 //!
+//! fork(): a shared mapping stays shared in the child, so parent and child
+//! would allocate from one heap. The child therefore copies its file-backed
+//! memory into private memory at the same addresses (`privatize`) and its
+//! pool continues with anonymous memory; a child that execs (the usual case)
+//! starts a fresh tier from the environment.
+//!
 //! Alignment is obtained by over-mapping by one granule and trimming both
 //! ends: two munmaps instead of a retry loop; on x86_64 the kernel tends to
 //! place consecutive mappings next to each other, so the trimmed pieces are
@@ -97,6 +103,22 @@ pub fn unmap(source: *ChunkSource, base: usize, length: usize) void {
             _ = linux.munmap(@ptrFromInt(base), length);
         },
     }
+}
+
+/// fork() child: replaces a shared file mapping by a private anonymous copy
+/// at the same address, so that parent and child stop writing into each
+/// other's heap (a MAP_SHARED heap is shared across fork). The copy's pages
+/// are the child's own; the file is left to the parent.
+pub fn privatize(base: usize, length: usize) bool {
+    const rc = linux.mmap(null, length, .{ .READ = true, .WRITE = true }, .{ .TYPE = .PRIVATE, .ANONYMOUS = true }, -1, 0);
+    if (linux.errno(rc) != .SUCCESS) return false;
+    @memcpy(@as([*]u8, @ptrFromInt(rc))[0..length], @as([*]const u8, @ptrFromInt(base))[0..length]);
+    const moved = linux.mremap(@ptrFromInt(rc), length, length, .{ .MAYMOVE = true, .FIXED = true }, @ptrFromInt(base));
+    if (linux.errno(moved) != .SUCCESS) {
+        _ = linux.munmap(@ptrFromInt(rc), length);
+        return false;
+    }
+    return true;
 }
 
 fn unmapFile(f: *FileSource, base: usize, length: usize) void {

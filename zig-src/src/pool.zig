@@ -254,6 +254,26 @@ pub const Pool = struct {
         pool.freeRunLocked(run);
     }
 
+    /// fork() child: a file-backed pool copies its memory into private pages
+    /// and goes on with anonymous memory (see chunk_source.privatize).
+    pub fn privatizeAfterFork(pool: *Pool) void {
+        if (pool.source != .file) return;
+        var it = pool.chunks;
+        while (it) |c| : (it = c.next) {
+            if (!chunk_source.privatize(@intFromPtr(c), chunk_mod.chunk_bytes)) privatizeFailed();
+        }
+        var h = pool.huge_list;
+        while (h) |x| : (h = x.next) {
+            if (!chunk_source.privatize(x.map_base, x.map_bytes)) privatizeFailed();
+        }
+        pool.source = .anonymous;
+    }
+
+    fn privatizeFailed() noreturn {
+        report.writeAll("hmalloc: fork: cannot copy the file-backed heap into the child\n");
+        std.c._exit(127);
+    }
+
     /// Unmaps every chunk and huge block of the pool. The caller makes sure
     /// no thread uses it any more; stale thread caches are dropped by generation.
     pub fn releaseAll(pool: *Pool) void {

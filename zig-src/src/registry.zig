@@ -201,6 +201,7 @@ fn forkChild() callconv(.c) void {
         const p = s.load(.monotonic) orelse continue;
         for (&p.bins) |*bin| bin.lock = .{};
         p.page_lock = .{};
+        p.privatizeAfterFork();
     }
     lock = .{};
 }

@@ -1,0 +1,345 @@
+//! Memory tiering for unmodified programs: the state behind libmemtier.so.
+//!
+//! What: at the first allocation, `MEMKIND_MEM_TIERS` (and
+//! `MEMKIND_MEM_THRESHOLDS`) are parsed (tier_spec.zig) and each tier becomes
+//! a pool of our allocator:
+//! - DRAM     → the default pool (default policy: the process's own placement,
+//!              or HMALLOC_POLICY's if set — the same pool libhmalloc uses);
+//! - KMEM_DAX → a pool bound to the memory-only NUMA nodes nearest to the
+//!              calling CPU (from `MEMKIND_DAX_KMEM_NODES` if set, else from
+//!              sysfs: nodes with memory and no CPU, nearest by SLIT distance);
+//! - FS_DAX   → a pool whose chunks are a file created and unlinked in PATH,
+//!              mapped shared, capped at PMEM_SIZE_LIMIT.
+//! Each allocation then picks its tier (tier_ratio.zig) from per-thread byte
+//! counters, so the common path takes no lock and no atomic; when a tier is
+//! full the next one with room serves it (a "fallback"), instead of failing.
+//!
+//! Without `MEMKIND_MEM_TIERS`, everything goes to the DRAM pool: the library
+//! is then a plain malloc replacement. A malformed configuration prints one
+//! line naming the bad token and exits with status 1 before the program runs
+//! any further (memkind segfaults on several of them).
+//!
+//! Pointers we did not allocate (memory the dynamic loader allocated before
+//! we served, a static allocator's blocks) are recognised by the page map
+//! without touching them: `free` ignores them (logging at level ≥ 1) and
+//! `malloc_usable_size` says 0, where reading a header would crash.
+//!
+//! Statistics per tier (allocations, fallbacks, bytes now and at peak) are
+//! kept per thread and folded into process totals every `flush_bytes` of
+//! change and at thread exit, so the peak is exact to within that step per
+//! thread; at exit, log level ≥ 1 prints one summary line per tier. Nothing is
+//! unmapped at exit: other destructors and stdio's final flush still use the
+//! heap (memkind loses the program's last output by unmapping FS_DAX tiers).
+const std = @import("std");
+const assert = std.debug.assert;
+const linux = std.os.linux;
+const tier_spec = @import("tier_spec.zig");
+const tier_ratio = @import("tier_ratio.zig");
+const pool_mod = @import("pool.zig");
+const registry = @import("registry.zig");
+const report = @import("report.zig");
+const size_class = @import("size_class.zig");
+const tier_nodes = @import("tier_nodes.zig");
+const Policy = @import("policy.zig").Policy;
+
+const Pool = pool_mod.Pool;
+pub const max_tiers = tier_spec.max_tiers;
+const flush_bytes: i64 = 256 * 1024;
+const no_tier: u8 = 0xff;
+
+pub const TierStats = struct {
+    allocations: std.atomic.Value(u64) = .init(0),
+    fallbacks: std.atomic.Value(u64) = .init(0),
+    bytes_now: std.atomic.Value(i64) = .init(0),
+    bytes_peak: std.atomic.Value(i64) = .init(0),
+};
+
+pub const Tier = struct {
+    kind: tier_spec.Kind,
+    ratio: u32,
+    pool: *Pool,
+    stats: TierStats = .{},
+};
+
+var tiers: [max_tiers]Tier = undefined;
+var tier_count: usize = 0;
+/// pool slot → tier index (no_tier for pools that are not tiers).
+var slot_tier: [pool_mod.max_pools]u8 = @splat(no_tier);
+var config: tier_ratio.Config = undefined;
+/// Bit i set: tier i failed an allocation since its last free (skipped by choose).
+var full_mask: std.atomic.Value(tier_ratio.TierMask) = .init(0);
+/// Net bytes handed over by threads that free more than they allocate, and
+/// by exited threads (tier_ratio.zig's settle protocol).
+var shared_counts: tier_ratio.Counts = .{};
+var shared_lock: std.c.pthread_mutex_t = .{};
+pub var log_level: u8 = 0;
+
+const State = enum(u8) { uninitialised, initialising, ready };
+var state: std.atomic.Value(State) = .init(.uninitialised);
+var init_lock: std.c.pthread_mutex_t = .{};
+threadlocal var initialising_here: bool = false;
+
+/// This thread's tier choice and statistics deltas.
+const ThreadState = struct {
+    ledger: tier_ratio.Ledger,
+    delta_bytes: [max_tiers]i64 = @splat(0),
+    delta_allocations: [max_tiers]u64 = @splat(0),
+    delta_fallbacks: [max_tiers]u64 = @splat(0),
+};
+threadlocal var thread_state: ?*ThreadState = null;
+var thread_key: std.c.pthread_key_t = std.math.maxInt(std.c.pthread_key_t);
+
+/// The pool an allocation of `size` bytes goes to, and its tier.
+pub const Choice = struct { pool: *Pool, tier: u8 };
+
+pub inline fn isReady() bool {
+    return state.load(.acquire) == .ready;
+}
+
+/// Makes sure the configuration is loaded. Returns false while this very
+/// thread is loading it (nested allocations then use the DRAM pool).
+pub fn ensureReady() bool {
+    if (isReady()) return true;
+    if (initialising_here) return false;
+    _ = std.c.pthread_mutex_lock(&init_lock);
+    defer _ = std.c.pthread_mutex_unlock(&init_lock);
+    if (state.load(.acquire) == .ready) return true;
+    initialising_here = true;
+    defer initialising_here = false;
+    state.store(.initialising, .release);
+    load();
+    state.store(.ready, .release);
+    return true;
+}
+
+fn load() void {
+    report.prefix = "memtier";
+    log_level = readLogLevel();
+    const dram = registry.defaultPool();
+    const tiers_text = getenv("MEMKIND_MEM_TIERS") orelse {
+        addTier(.dram, 1, dram);
+        logInfo("MEMKIND_MEM_TIERS is not set: one DRAM tier (plain malloc replacement)", .{});
+        return;
+    };
+    const parsed = tier_spec.parse(tiers_text, getenv("MEMKIND_MEM_THRESHOLDS"));
+    const spec = switch (parsed) {
+        .spec => |s| s,
+        .failure => |f| {
+            var buf: [tier_spec.message_bytes_max]u8 = undefined;
+            const line = f.message(&buf);
+            report.writeAll(line);
+            report.writeAll("\n");
+            std.c._exit(1);
+        },
+    };
+    config = tier_ratio.Config.init(&spec);
+    for (spec.tiers()) |t| {
+        const p = switch (t.kind) {
+            .dram => dram,
+            .kmem_dax => kmemDaxPool(),
+            .fs_dax => fsDaxPool(t.path, t.pmem_size_limit_bytes),
+        };
+        addTier(t.kind, t.ratio, p);
+    }
+    if (std.c.pthread_key_create(&thread_key, threadExit) != .SUCCESS) thread_key = std.math.maxInt(std.c.pthread_key_t);
+    for (tiers[0..tier_count], 0..) |t, i| logInfo("tier {d}: {s}, ratio {d}", .{ i, t.kind.name(), t.ratio });
+}
+
+fn addTier(kind: tier_spec.Kind, ratio: u32, p: *Pool) void {
+    tiers[tier_count] = .{ .kind = kind, .ratio = ratio, .pool = p };
+    slot_tier[p.slot] = @intCast(tier_count);
+    tier_count += 1;
+}
+
+fn kmemDaxPool() *Pool {
+    var why: [256]u8 = undefined;
+    const nodes = tier_nodes.kmemDaxNodes(getenv("MEMKIND_DAX_KMEM_NODES"), &why) orelse
+        fatal("KMEM_DAX: {s}", .{std.mem.sliceTo(&why, 0)});
+    var policy: Policy = .{};
+    policy.mode = .bind;
+    policy.nodes = nodes;
+    if (policy.validate()) |_| fatal("KMEM_DAX: the nodes found cannot be bound to", .{});
+    return registry.create(&policy, .anonymous) orelse fatal("KMEM_DAX: cannot create its pool", .{});
+}
+
+fn fsDaxPool(path: []const u8, limit_bytes: u64) *Pool {
+    var z: [4096]u8 = undefined;
+    if (path.len >= z.len - 32) fatal("FS_DAX: PATH too long", .{});
+    @memcpy(z[0..path.len], path);
+    z[path.len] = 0;
+    // An unnamed file in PATH, gone with the process; else a named one, unlinked at once.
+    var fd: isize = @bitCast(linux.open(@ptrCast(&z), .{ .ACCMODE = .RDWR, .TMPFILE = true, .CLOEXEC = true }, 0o600));
+    if (fd < 0) {
+        const name = "/memtier.XXXXXX";
+        @memcpy(z[path.len..][0..name.len], name);
+        z[path.len + name.len] = 0;
+        fd = mkostemp(@ptrCast(&z), @bitCast(linux.O{ .CLOEXEC = true }));
+        if (fd < 0) fatal("FS_DAX: cannot create a file in PATH \"{s}\"", .{path});
+        _ = linux.unlink(@ptrCast(&z));
+    }
+    const policy: Policy = .{};
+    return registry.create(&policy, .{ .file = .{ .fd = @intCast(fd), .limit_bytes = limit_bytes } }) orelse
+        fatal("FS_DAX: cannot create its pool", .{});
+}
+
+extern "c" fn mkostemp(template: [*:0]u8, flags: c_int) c_int;
+
+fn fatal(comptime fmt: []const u8, args: anytype) noreturn {
+    var buf: [512]u8 = undefined;
+    const line = std.fmt.bufPrint(&buf, tier_spec.log_error_prefix ++ fmt ++ "\n", args) catch buf[0..0];
+    report.writeAll(line);
+    std.c._exit(1);
+}
+
+pub fn logInfo(comptime fmt: []const u8, args: anytype) void {
+    if (log_level < 1) return;
+    var buf: [512]u8 = undefined;
+    const line = std.fmt.bufPrint(&buf, "MEMKIND_MEM_TIERING_LOG_INFO: " ++ fmt ++ "\n", args) catch return;
+    report.writeAll(line);
+}
+
+fn readLogLevel() u8 {
+    const text = getenv("MEMKIND_MEM_TIERING_LOG_LEVEL") orelse return 0;
+    const level = std.fmt.parseInt(u8, text, 10) catch fatal("MEMKIND_MEM_TIERING_LOG_LEVEL: bad value \"{s}\": expected 0, 1 or 2", .{text});
+    if (level > 2) fatal("MEMKIND_MEM_TIERING_LOG_LEVEL: bad value \"{s}\": expected 0, 1 or 2", .{text});
+    return level;
+}
+
+fn getenv(name: [*:0]const u8) ?[]const u8 {
+    const value = std.c.getenv(name) orelse return null;
+    return std.mem.span(value);
+}
+
+// ---- the per-allocation path ----------------------------------------------------
+
+/// Allocates `size` bytes (aligned if `alignment` > 0, zeroed if asked) from
+/// the tier the ratio logic picks, falling back to the tiers with room.
+pub fn allocate(size: usize, alignment: usize, zeroed: bool) ?[*]u8 {
+    if (tier_count <= 1 or !isReady()) {
+        @branchHint(.likely);
+        const p = registry.defaultPool();
+        const block = allocFrom(p, size, alignment, zeroed) orelse return null;
+        if (log_level > 0 and isReady()) account(0, @intCast(usableFor(block, size, alignment)), false);
+        return block;
+    }
+    const ts = threadState() orelse return allocFrom(tiers[0].pool, size, alignment, zeroed);
+    var full = full_mask.load(.monotonic);
+    var fallback = false;
+    while (ts.ledger.choose(&config, size, full)) |index| {
+        if (allocFrom(tiers[index].pool, size, alignment, zeroed)) |block| {
+            if (fallback) ts.delta_fallbacks[index] += 1;
+            account(index, @intCast(usableFor(block, size, alignment)), false);
+            return block;
+        }
+        // Full (a capped FS_DAX file, a full node): remember it, try the next.
+        full |= @as(tier_ratio.TierMask, 1) << @intCast(index);
+        _ = full_mask.fetchOr(@as(tier_ratio.TierMask, 1) << @intCast(index), .monotonic);
+        fallback = true;
+    }
+    report.setErrno(.NOMEM);
+    return null;
+}
+
+inline fn allocFrom(p: *Pool, size: usize, alignment: usize, zeroed: bool) ?[*]u8 {
+    if (zeroed) return p.allocZeroed(1, size);
+    if (alignment > 0) return p.allocAligned(alignment, size);
+    return p.alloc(size);
+}
+
+inline fn usableFor(block: [*]u8, size: usize, alignment: usize) usize {
+    if (alignment > 0) return pool_mod.usableSize(block, "aligned_alloc");
+    return size_class.usableSizeFor(size);
+}
+
+/// Books a block of `bytes` allocated in (positive) or freed from (negative)
+/// tier `index` to this thread's ledger and statistics.
+pub inline fn account(index: usize, bytes: i64, fallback: bool) void {
+    if (tier_count <= 1 and log_level == 0) return;
+    const ts = threadState() orelse return;
+    if (bytes > 0) {
+        ts.delta_allocations[index] += 1;
+        if (fallback) ts.delta_fallbacks[index] += 1;
+        if (tier_count > 1) ts.ledger.noteAlloc(&config, @intCast(index), @intCast(bytes));
+    } else if (tier_count > 1) {
+        ts.ledger.noteFree(@intCast(index), @intCast(-bytes));
+        // Room again in a tier marked full.
+        if (full_mask.load(.monotonic) >> @intCast(index) & 1 != 0)
+            _ = full_mask.fetchAnd(~(@as(tier_ratio.TierMask, 1) << @intCast(index)), .monotonic);
+    }
+    if (tier_count > 1 and ts.ledger.settleDue()) settle(ts);
+    ts.delta_bytes[index] += bytes;
+    if (@abs(ts.delta_bytes[index]) >= flush_bytes) flushTier(ts, index);
+}
+
+fn settle(ts: *ThreadState) void {
+    _ = std.c.pthread_mutex_lock(&shared_lock);
+    defer _ = std.c.pthread_mutex_unlock(&shared_lock);
+    var taken = shared_counts;
+    shared_counts = .{};
+    if (ts.ledger.settle(&taken)) shared_counts.add(taken);
+}
+
+/// The tier of a block (no_tier if its pool is not one).
+pub inline fn tierOf(p: *Pool) usize {
+    return slot_tier[p.slot];
+}
+
+fn threadState() ?*ThreadState {
+    if (thread_state) |ts| return ts;
+    if (initialising_here or !isReady()) return null;
+    const raw = linux.mmap(null, @sizeOf(ThreadState), .{ .READ = true, .WRITE = true }, .{ .TYPE = .PRIVATE, .ANONYMOUS = true }, -1, 0);
+    if (linux.errno(raw) != .SUCCESS) return null;
+    const ts: *ThreadState = @ptrFromInt(raw);
+    ts.* = .{ .ledger = if (tier_count > 1) tier_ratio.Ledger.init(&config) else .{} };
+    thread_state = ts;
+    if (thread_key != std.math.maxInt(std.c.pthread_key_t)) _ = std.c.pthread_setspecific(thread_key, ts);
+    return ts;
+}
+
+fn flushTier(ts: *ThreadState, index: usize) void {
+    const stats = &tiers[index].stats;
+    _ = stats.allocations.fetchAdd(ts.delta_allocations[index], .monotonic);
+    _ = stats.fallbacks.fetchAdd(ts.delta_fallbacks[index], .monotonic);
+    const now = stats.bytes_now.fetchAdd(ts.delta_bytes[index], .monotonic) + ts.delta_bytes[index];
+    _ = stats.bytes_peak.fetchMax(now, .monotonic);
+    ts.delta_allocations[index] = 0;
+    ts.delta_fallbacks[index] = 0;
+    ts.delta_bytes[index] = 0;
+}
+
+fn flushAll(ts: *ThreadState) void {
+    for (0..tier_count) |i| flushTier(ts, i);
+}
+
+fn threadExit(value: *anyopaque) callconv(.c) void {
+    const ts: *ThreadState = @ptrCast(@alignCast(value));
+    flushAll(ts);
+    if (tier_count > 1) {
+        _ = std.c.pthread_mutex_lock(&shared_lock);
+        shared_counts.add(ts.ledger.drain());
+        _ = std.c.pthread_mutex_unlock(&shared_lock);
+    }
+    // The mapping stays: later destructors of this thread may still free.
+}
+
+/// At exit (level ≥ 1): one line per tier. Unmaps nothing.
+pub fn summary() void {
+    if (log_level < 1 or !isReady()) return;
+    if (thread_state) |ts| flushAll(ts);
+    for (tiers[0..tier_count], 0..) |*t, i| {
+        logInfo("tier {d} {s}: {d} bytes now, {d} bytes peak, {d} allocations, {d} fallbacks", .{
+            i,                                     t.kind.name(),
+            t.stats.bytes_now.load(.monotonic),    t.stats.bytes_peak.load(.monotonic),
+            t.stats.allocations.load(.monotonic),  t.stats.fallbacks.load(.monotonic),
+        });
+    }
+}
+
+pub fn tierCount() usize {
+    return tier_count;
+}
+
+comptime {
+    assert(max_tiers <= no_tier);
+    _ = size_class;
+}
