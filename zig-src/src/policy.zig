@@ -1,0 +1,801 @@
+//! Policy: where a pool's pages go, and the mbind calls that put them there.
+//!
+//! What: a mode (default, preferred, bind, interleave, preferred-many,
+//! weighted-interleave — MPOL_* 0, 1, 2, 3, 5, 6), a node set and optional
+//! per-node weights; parsed from `MODE[:NODES]` (`bind:2`, `preferred:3`,
+//! `interleave:0-3`, `weighted-interleave:0=3,2=1`, `default`), written back
+//! by `format`, and applied by `apply(addr, len)`: one mbind(2) on memory
+//! nobody has touched yet (a fresh 4 MiB chunk, a huge block, an hmmap), so
+//! every page the program faults in later lands where the policy says.
+//! `.default` makes no syscall: such memory follows the process's own
+//! policy (e.g. `numactl -p 1 prog`), as malloc's would.
+//!
+//! The mbind budget: at most 512 mbind calls per GiB (one per 2 MiB,
+//! `stripe_bytes_min`). Native modes make exactly one call per apply.
+//!
+//! Weighted interleave has two paths:
+//! - native: MPOL_WEIGHTED_INTERLEAVE (Linux ≥ 6.9), page-granular, the
+//!   weights being the kernel's global ones in
+//!   /sys/kernel/mm/mempolicy/weighted_interleave/nodeN. Used when the
+//!   kernel has it and the policy names no weights of its own.
+//! - emulated, when the weights are explicit (`0=3,2=1`: the kernel takes
+//!   no per-policy weights) or the kernel lacks the mode. If all effective
+//!   weights are equal the answer is plain MPOL_INTERLEAVE (exact, one
+//!   call). Otherwise the range is cut into one contiguous, page-aligned
+//!   stripe per node, sized in the weights' proportion, each bound
+//!   (MPOL_BIND) to its node — provided every stripe averages ≥ 2 MiB, i.e.
+//!   len ≥ nodes × 2 MiB; which node's stripe comes first, and which nodes
+//!   get the pages left over by rounding, rotates from call to call. A
+//!   range too short for that (a 4 MiB chunk over 3+ nodes) is bound whole
+//!   to one node, chosen by weighted round-robin over successive calls:
+//!   with weights 3:1, three chunks go to the first node, then one to the
+//!   second. Both keep the mbind budget and keep the proportion exact over
+//!   a whole round (sum-of-weights calls); the price is granularity —
+//!   stripes or whole chunks rather than pages, so one small object lives
+//!   on one node, and a heap only reaches the proportion once it spans a
+//!   few rounds of chunks.
+//!
+//! Preferred-many (Linux ≥ 5.15) on an older kernel: emulated as
+//! MPOL_PREFERRED of one of the nodes, round-robin per call. Why not "the
+//! first node": preferred-many exists to use several nodes before falling
+//! back; rotating spreads the chunks over the set, still falling back to
+//! other nodes when the preferred one is full, as preferred-many does.
+//!
+//! Kernel support is probed once per mode (an mbind of a scratch page) and
+//! cached in an atomic; the round-robin turns live in a small table of
+//! atomic counters indexed by a hash of the policy (apply takes `*const`,
+//! and policies with equal content share a sequence, which stays fair).
+//!
+//! `validate` proves a policy can be applied before anyone relies on it:
+//! every node online, with memory and in Mems_allowed (naming the first
+//! bad node), then a probe: map one page, apply, unmap. Why both: the
+//! kernel silently narrows a mask to the allowed nodes when at least one
+//! remains (`bind:0,9` would run as `bind:0`), and only a real mbind shows
+//! what this kernel accepts.
+//!
+//! Messages (parse, then validate), all after `"SPEC": `:
+//!     empty policy
+//!     unknown mode "MODE" (default, preferred, bind, interleave, preferred-many, weighted-interleave)
+//!     default takes no nodes: ":0"
+//!     bind needs nodes, e.g. "bind:0"
+//!     preferred takes exactly one node, "0-1" names 2
+//!     bad weight "0" (1-255) / missing "=WEIGHT" in "2" / node "0" is given twice
+//!     (node-list reasons, see node_list.zig)
+//!     node 9 is not online / node 1 has no memory
+//!     node 2 is not allowed (Mems_allowed_list: 0-1)
+//!     the kernel rejects it: mbind: EINVAL / cannot map a probe page: ENOMEM
+const std = @import("std");
+const linux = std.os.linux;
+const assert = std.debug.assert;
+const node_mask = @import("node_mask.zig");
+const node_list = @import("node_list.zig");
+const sysfs = @import("sysfs.zig");
+const NodeMask = node_mask.NodeMask;
+const max_nodes = node_mask.max_nodes;
+
+pub const Mode = enum(u8) {
+    default = 0,
+    preferred = 1,
+    bind = 2,
+    interleave = 3,
+    preferred_many = 5,
+    weighted_interleave = 6,
+
+    /// The name in policy strings and the CLI: "preferred-many".
+    pub fn name(mode: Mode) []const u8 {
+        return switch (mode) {
+            .preferred_many => "preferred-many",
+            .weighted_interleave => "weighted-interleave",
+            else => @tagName(mode),
+        };
+    }
+
+    pub fn fromName(text: []const u8) ?Mode {
+        for (all_modes) |mode| if (std.mem.eql(u8, text, mode.name())) return mode;
+        return null;
+    }
+
+    pub const all_modes = [_]Mode{ .default, .preferred, .bind, .interleave, .preferred_many, .weighted_interleave };
+
+    /// The MPOL_* number (for HMALLOC_MPOL_MODE).
+    pub fn mpol(mode: Mode) u32 {
+        return @intFromEnum(mode);
+    }
+
+    pub fn fromMpol(number: u64) ?Mode {
+        return switch (number) {
+            0, 1, 2, 3, 5, 6 => @enumFromInt(number),
+            else => null,
+        };
+    }
+};
+
+const mpol_preferred: usize = 1;
+const mpol_bind: usize = 2;
+const mpol_interleave: usize = 3;
+/// Each emulated stripe averages at least this much: ≤ 512 mbind per GiB.
+pub const stripe_bytes_min: usize = 2 << 20;
+const mode_names = "default, preferred, bind, interleave, preferred-many, weighted-interleave";
+
+pub const Reason = enum {
+    empty,
+    unknown_mode,
+    default_takes_no_nodes,
+    needs_nodes,
+    preferred_needs_one,
+    bad_weight,
+    missing_weight,
+    duplicate_node,
+    node_list,
+};
+
+pub const ParseError = struct {
+    /// The offending token is spec[start..end].
+    start: usize,
+    end: usize,
+    reason: Reason,
+    /// For `.node_list`: the list error (offsets into the spec); for
+    /// `.preferred_needs_one`: `count` nodes named.
+    list: node_list.Error = undefined,
+    count: usize = 0,
+    mode: Mode = .default,
+
+    pub fn token(e: ParseError, spec: []const u8) []const u8 {
+        return spec[e.start..e.end];
+    }
+
+    /// The reason naming the token, e.g. `bad token "x"`.
+    pub fn describe(e: ParseError, spec: []const u8, buf: []u8) []const u8 {
+        const t = e.token(spec);
+        return switch (e.reason) {
+            .empty => print(buf, "empty policy", .{}),
+            .unknown_mode => print(buf, "unknown mode \"{s}\" (" ++ mode_names ++ ")", .{t}),
+            .default_takes_no_nodes => print(buf, "default takes no nodes: \"{s}\"", .{t}),
+            .needs_nodes => print(buf, "{s} needs nodes, e.g. \"{s}:0\"", .{ e.mode.name(), e.mode.name() }),
+            .preferred_needs_one => print(buf, "preferred takes exactly one node, \"{s}\" names {d}", .{ t, e.count }),
+            .bad_weight => print(buf, "bad weight \"{s}\" (1-255)", .{t}),
+            .missing_weight => print(buf, "missing \"=WEIGHT\" in \"{s}\"", .{t}),
+            .duplicate_node => print(buf, "node \"{s}\" is given twice", .{t}),
+            .node_list => e.list.describe(spec, buf),
+        };
+    }
+};
+
+pub const ParseResult = union(enum) {
+    ok: Policy,
+    err: ParseError,
+};
+
+pub const ValidateError = struct {
+    reason: enum { not_online, no_memory, not_allowed, kernel_rejected, probe_unmappable },
+    node: u16 = 0,
+    errno: linux.E = .SUCCESS,
+    allowed: NodeMask = .empty,
+
+    pub fn describe(e: ValidateError, buf: []u8) []const u8 {
+        var list: [256]u8 = undefined;
+        return switch (e.reason) {
+            .not_online => print(buf, "node {d} is not online", .{e.node}),
+            .no_memory => print(buf, "node {d} has no memory", .{e.node}),
+            .not_allowed => print(buf, "node {d} is not allowed (Mems_allowed_list: {s})", .{ e.node, node_list.format(e.allowed, &list) }),
+            .kernel_rejected => print(buf, "the kernel rejects it: mbind: E{t}", .{e.errno}),
+            .probe_unmappable => print(buf, "cannot map a probe page: E{t}", .{e.errno}),
+        };
+    }
+};
+
+pub const Policy = struct {
+    mode: Mode = .default,
+    nodes: NodeMask = .empty,
+    /// Weighted interleave's explicit weights by node (1..255); all 0 = the
+    /// kernel's (sysfs) weights.
+    weights: [max_nodes]u8 = @splat(0),
+
+    pub fn hasExplicitWeights(self: *const Policy) bool {
+        return std.mem.indexOfNone(u8, &self.weights, &.{0}) != null;
+    }
+
+    /// Parses `MODE[:NODES]`; NODES in numactl's syntax against `allowed`.
+    pub fn parse(spec: []const u8, allowed: NodeMask) ParseResult {
+        if (spec.len == 0) return failAt(0, 0, .empty);
+        const colon = std.mem.indexOfScalar(u8, spec, ':');
+        const mode_text = spec[0 .. colon orelse spec.len];
+        const mode = Mode.fromName(mode_text) orelse return failAt(0, mode_text.len, .unknown_mode);
+        var p: Policy = .{ .mode = mode };
+        if (mode == .default) {
+            if (colon) |c| return failAt(c, spec.len, .default_takes_no_nodes);
+            return .{ .ok = p };
+        }
+        const at = (colon orelse spec.len) + 1;
+        if (at > spec.len or at == spec.len) {
+            var e = failAt(0, spec.len, .needs_nodes);
+            e.err.mode = mode;
+            return e;
+        }
+        const list = spec[at..];
+        if (mode == .weighted_interleave and std.mem.indexOfScalar(u8, list, '=') != null)
+            return parseWeights(spec, at, allowed);
+        switch (node_list.parse(list, allowed)) {
+            .ok => |m| p.nodes = m,
+            .err => |e| return listError(e.shifted(at)),
+        }
+        if (mode == .preferred and p.nodes.count() != 1) {
+            var e = failAt(at, spec.len, .preferred_needs_one);
+            e.err.count = p.nodes.count();
+            return e;
+        }
+        return .{ .ok = p };
+    }
+
+    /// `weighted-interleave:NODES=W,NODES=W...` (spec[at..] is the list).
+    fn parseWeights(spec: []const u8, at: usize, allowed: NodeMask) ParseResult {
+        var p: Policy = .{ .mode = .weighted_interleave };
+        var start = at;
+        while (start <= spec.len) {
+            const stop = std.mem.indexOfScalarPos(u8, spec, start, ',') orelse spec.len;
+            if (stop == start) return listError(.{ .start = start, .end = start, .reason = .empty_element });
+            const eq = std.mem.indexOfScalarPos(u8, spec[0..stop], start, '=') orelse
+                return failAt(start, stop, .missing_weight);
+            const weight_text = spec[eq + 1 .. stop];
+            const weight = parseWeight(weight_text) orelse return failAt(eq + 1, stop, .bad_weight);
+            const nodes = switch (node_list.parse(spec[start..eq], allowed)) {
+                .ok => |m| m,
+                .err => |e| return listError(e.shifted(start)),
+            };
+            if (nodes.intersect(p.nodes).first() != null) return failAt(start, eq, .duplicate_node);
+            p.nodes = p.nodes.unionWith(nodes);
+            var it = nodes.iterator();
+            while (it.next()) |n| p.weights[n] = weight;
+            start = stop + 1;
+        }
+        assert(!p.nodes.isEmpty() and p.hasExplicitWeights());
+        return .{ .ok = p };
+    }
+
+    /// Parses against this machine's usable nodes and validates. On error,
+    /// `message` holds a NUL-terminated line: `invalid policy "bind:9": node 9 is not online`.
+    pub fn parseChecked(spec: []const u8, message: []u8) error{ InvalidPolicy, OutOfMemory }!Policy {
+        assert(message.len > 0);
+        var reason: [256]u8 = undefined;
+        const p = switch (parse(spec, sysfs.usableNodes())) {
+            .ok => |p| p,
+            .err => |e| {
+                writeLine(message, spec, e.describe(spec, &reason));
+                return error.InvalidPolicy;
+            },
+        };
+        if (p.validate()) |e| {
+            writeLine(message, spec, e.describe(&reason));
+            return if (e.reason == .probe_unmappable and e.errno == .NOMEM) error.OutOfMemory else error.InvalidPolicy;
+        }
+        return p;
+    }
+
+    /// Writes the policy in `parse`'s syntax (empty if `buf` is too short).
+    pub fn format(self: *const Policy, buf: []u8) []const u8 {
+        const name = self.mode.name();
+        if (buf.len < name.len + 1) return buf[0..0];
+        @memcpy(buf[0..name.len], name);
+        if (self.mode == .default) return buf[0..name.len];
+        buf[name.len] = ':';
+        var used = name.len + 1;
+        if (!self.hasExplicitWeights()) {
+            const list = node_list.format(self.nodes, buf[used..]);
+            return buf[0 .. used + list.len];
+        }
+        var it = self.nodes.iterator();
+        while (it.next()) |n| {
+            const sep: []const u8 = if (used == name.len + 1) "" else ",";
+            const part = std.fmt.bufPrint(buf[used..], "{s}{d}={d}", .{ sep, n, self.weights[n] }) catch return buf[0..0];
+            used += part.len;
+        }
+        return buf[0..used];
+    }
+
+    /// The MPOL_* number, for HMALLOC_MPOL_MODE.
+    pub fn mpolNumber(self: *const Policy) u32 {
+        return self.mode.mpol();
+    }
+
+    /// The reference's HMALLOC_NODEMASK (nodes 0..63 as a decimal u64's
+    /// value); null when a node is ≥ 64 or the weights are explicit (the
+    /// reference has no way to say them).
+    pub fn referenceNodemask(self: *const Policy) ?u64 {
+        if (self.hasExplicitWeights()) return null;
+        return self.nodes.toU64();
+    }
+
+    /// Places [addr, addr + len) — page-aligned, not touched yet — by the
+    /// policy. Returns .SUCCESS or the first mbind's errno.
+    pub fn apply(self: *const Policy, addr: usize, len: usize) linux.E {
+        var calls: usize = 0;
+        return self.applyCounted(addr, len, &calls);
+    }
+
+    /// `apply`, adding the number of mbind calls made to `calls`.
+    pub fn applyCounted(self: *const Policy, addr: usize, len: usize, calls: *usize) linux.E {
+        assert(addr % std.heap.pageSize() == 0);
+        assert(len > 0);
+        assert(self.mode == .default or !self.nodes.isEmpty());
+        assert(self.mode != .preferred or self.nodes.count() == 1);
+        assert(self.mode == .weighted_interleave or !self.hasExplicitWeights());
+        switch (self.mode) {
+            .default => return .SUCCESS,
+            .preferred, .bind, .interleave => return mbind(addr, len, self.mode.mpol(), &self.nodes, calls),
+            .preferred_many => {
+                if (kernelSupports(.preferred_many, self.nodes)) return mbind(addr, len, self.mode.mpol(), &self.nodes, calls);
+                const node = self.nodes.nth(self.nextTurn() % self.nodes.count()).?;
+                return mbind(addr, len, mpol_preferred, &NodeMask.single(node), calls);
+            },
+            .weighted_interleave => {
+                const explicit = self.hasExplicitWeights();
+                if (!explicit and kernelSupports(.weighted_interleave, self.nodes))
+                    return mbind(addr, len, self.mode.mpol(), &self.nodes, calls);
+                return self.applyEmulated(addr, len, calls);
+            },
+        }
+    }
+
+    fn applyEmulated(self: *const Policy, addr: usize, len: usize, calls: *usize) linux.E {
+        const calls_before = calls.*;
+        defer assert(calls.* - calls_before <= @max(1, len / stripe_bytes_min)); // the mbind budget
+        var nodes: [max_nodes]u16 = undefined;
+        var weights: [max_nodes]u8 = undefined;
+        const n = self.effectiveWeights(&nodes, &weights);
+        assert(n > 0);
+        if (std.mem.allEqual(u8, weights[0..n], weights[0])) return mbind(addr, len, mpol_interleave, &self.nodes, calls);
+        const turn = self.nextTurn();
+        if (len / n < stripe_bytes_min) {
+            const node = nodes[roundRobinIndex(weights[0..n], turn)];
+            return mbind(addr, len, mpol_bind, &NodeMask.single(node), calls);
+        }
+        const page_bytes = std.heap.pageSize();
+        var stripes: [max_nodes]usize = undefined;
+        stripePages(weights[0..n], len / page_bytes, turn, stripes[0..n]);
+        var at = addr;
+        for (0..n) |k| {
+            const i = (turn + k) % n;
+            if (stripes[i] == 0) continue;
+            const bytes = stripes[i] * page_bytes;
+            const e = mbind(at, bytes, mpol_bind, &NodeMask.single(nodes[i]), calls);
+            if (e != .SUCCESS) return e;
+            at += bytes;
+        }
+        assert(at == addr + len);
+        return .SUCCESS;
+    }
+
+    /// The policy's nodes ascending and their weights (explicit, else sysfs).
+    fn effectiveWeights(self: *const Policy, nodes: *[max_nodes]u16, weights: *[max_nodes]u8) usize {
+        const explicit = self.hasExplicitWeights();
+        var it = self.nodes.iterator();
+        var n: usize = 0;
+        while (it.next()) |node| : (n += 1) {
+            nodes[n] = node;
+            weights[n] = if (explicit) self.weights[node] else sysfs.interleaveWeight(node);
+            assert(weights[n] > 0);
+        }
+        return n;
+    }
+
+    fn nextTurn(self: *const Policy) usize {
+        var h = std.hash.Wyhash.init(@intFromEnum(self.mode));
+        h.update(std.mem.asBytes(&self.nodes.words));
+        var it = self.nodes.iterator();
+        while (it.next()) |n| h.update(&.{self.weights[n]});
+        return turns[h.final() % turns.len].fetchAdd(1, .monotonic);
+    }
+
+    /// Checks nodes against the machine and probes the kernel; null = the
+    /// policy applies. Costs ~4 file reads and an mmap/mbind/munmap.
+    pub fn validate(self: *const Policy) ?ValidateError {
+        if (self.mode == .default) return null;
+        if (sysfs.onlineNodes()) |online| if (self.nodes.firstNotIn(online)) |n| return .{ .reason = .not_online, .node = n };
+        if (sysfs.nodesWithMemory()) |memory| if (self.nodes.firstNotIn(memory)) |n| return .{ .reason = .no_memory, .node = n };
+        if (sysfs.memsAllowed()) |allowed| if (self.nodes.firstNotIn(allowed)) |n| return .{ .reason = .not_allowed, .node = n, .allowed = allowed };
+        const page_bytes = std.heap.pageSize();
+        var map_errno: linux.E = .SUCCESS;
+        const base = mapScratch(&map_errno) orelse return .{ .reason = .probe_unmappable, .errno = map_errno };
+        defer _ = linux.munmap(@ptrFromInt(base), page_bytes);
+        const e = self.apply(base, page_bytes);
+        if (e != .SUCCESS) return .{ .reason = .kernel_rejected, .errno = e };
+        return null;
+    }
+};
+
+/// Round-robin turns of emulated policies (see the essay).
+var turns: [64]std.atomic.Value(usize) = @splat(.init(0));
+
+/// Pages per node for one call's stripes: floor(pages × w / Σw) each, the
+/// leftover pages (fewer than the node count) one each to the nodes
+/// starting at index `turn`. Sums to `pages`.
+pub fn stripePages(weights: []const u8, pages: usize, turn: usize, out: []usize) void {
+    assert(weights.len > 0 and out.len == weights.len);
+    var total_weight: usize = 0;
+    for (weights) |w| total_weight += w;
+    assert(total_weight > 0);
+    var given: usize = 0;
+    for (weights, out) |w, *o| {
+        o.* = @intCast(@as(u128, pages) * w / total_weight);
+        given += o.*;
+    }
+    var left = pages - given;
+    assert(left < weights.len);
+    var i = turn % weights.len;
+    while (left > 0) : (left -= 1) {
+        out[i] += 1;
+        i = (i + 1) % weights.len;
+    }
+}
+
+/// The node index owning slot `turn mod Σw` when node i owns w[i]
+/// consecutive slots: over Σw successive turns each node gets its weight.
+pub fn roundRobinIndex(weights: []const u8, turn: usize) usize {
+    var total_weight: usize = 0;
+    for (weights) |w| total_weight += w;
+    var slot = turn % total_weight;
+    for (weights, 0..) |w, i| {
+        if (slot < w) return i;
+        slot -= w;
+    }
+    unreachable;
+}
+
+fn mbind(addr: usize, len: usize, mode: usize, nodes: *const NodeMask, calls: *usize) linux.E {
+    const view = nodes.kernel();
+    calls.* += 1;
+    const rc = linux.syscall6(.mbind, addr, len, mode, view.ptr(), view.maxnode, 0);
+    return linux.errno(rc);
+}
+
+/// Support for the modes newer than the baseline, probed once each.
+const Support = enum(u8) { unknown, yes, no };
+var support_preferred_many: std.atomic.Value(Support) = .init(.unknown);
+var support_weighted: std.atomic.Value(Support) = .init(.unknown);
+
+fn supportCell(mode: Mode) *std.atomic.Value(Support) {
+    return switch (mode) {
+        .preferred_many => &support_preferred_many,
+        .weighted_interleave => &support_weighted,
+        else => unreachable,
+    };
+}
+
+/// Whether the kernel takes `mode`: mbind a scratch page with it (to the
+/// first of `nodes`); on EINVAL, MPOL_BIND to the same node tells "mode
+/// unknown" (bind works: cache no) from "node unusable" (don't cache; the
+/// caller's own mbind then reports the node's error).
+fn kernelSupports(mode: Mode, nodes: NodeMask) bool {
+    const cell = supportCell(mode);
+    switch (cell.load(.monotonic)) {
+        .yes => return true,
+        .no => return false,
+        .unknown => {},
+    }
+    const node = NodeMask.single(nodes.first() orelse return false);
+    const page_bytes = std.heap.pageSize();
+    var map_errno: linux.E = .SUCCESS;
+    const base = mapScratch(&map_errno) orelse return false;
+    defer _ = linux.munmap(@ptrFromInt(base), page_bytes);
+    var calls: usize = 0;
+    const answer: Support = switch (mbind(base, page_bytes, mode.mpol(), &node, &calls)) {
+        .SUCCESS => .yes,
+        .INVAL => if (mbind(base, page_bytes, mpol_bind, &node, &calls) == .SUCCESS) .no else return false,
+        else => return false,
+    };
+    cell.store(answer, .monotonic);
+    return answer == .yes;
+}
+
+/// Tests: pretend the kernel lacks (false) or has (true) a mode; null = probe again.
+pub fn setKernelSupportForTesting(mode: Mode, supported: ?bool) void {
+    supportCell(mode).store(if (supported) |s| (if (s) .yes else .no) else .unknown, .monotonic);
+}
+
+/// One anonymous page, or null with `errno_out` set.
+fn mapScratch(errno_out: *linux.E) ?usize {
+    const rc = linux.mmap(null, std.heap.pageSize(), .{ .READ = true, .WRITE = true }, .{ .TYPE = .PRIVATE, .ANONYMOUS = true }, -1, 0);
+    errno_out.* = linux.errno(rc);
+    return if (errno_out.* == .SUCCESS) rc else null;
+}
+
+/// 1..255, digits only.
+fn parseWeight(text: []const u8) ?u8 {
+    if (text.len == 0 or text.len > 3) return null;
+    for (text) |c| if (!std.ascii.isDigit(c)) return null;
+    const w = std.fmt.parseInt(u16, text, 10) catch return null;
+    return if (w >= 1 and w <= 255) @intCast(w) else null;
+}
+
+fn failAt(start: usize, end: usize, reason: Reason) ParseResult {
+    return .{ .err = .{ .start = start, .end = end, .reason = reason } };
+}
+
+fn listError(e: node_list.Error) ParseResult {
+    return .{ .err = .{ .start = e.start, .end = e.end, .reason = .node_list, .list = e } };
+}
+
+/// `invalid policy "SPEC": REASON`, cut to fit, NUL-terminated.
+fn writeLine(message: []u8, spec: []const u8, reason: []const u8) void {
+    const line = print(message[0 .. message.len - 1], "invalid policy \"{s}\": {s}", .{ spec, reason });
+    message[line.len] = 0;
+}
+
+fn print(buf: []u8, comptime fmt: []const u8, args: anytype) []const u8 {
+    return std.fmt.bufPrint(buf, fmt, args) catch buf[0..buf.len];
+}
+
+
+const testing = std.testing;
+const residency = @import("residency.zig");
+const four = NodeMask.range(0, 3);
+
+fn expectParsed(spec: []const u8, mode: Mode, nodes: NodeMask) !Policy {
+    switch (Policy.parse(spec, four)) {
+        .ok => |p| {
+            try testing.expectEqual(mode, p.mode);
+            try testing.expect(p.nodes.eql(nodes));
+            return p;
+        },
+        .err => |e| {
+            var buf: [256]u8 = undefined;
+            std.debug.print("{s}: {s}\n", .{ spec, e.describe(spec, &buf) });
+            return error.TestUnexpectedResult;
+        },
+    }
+}
+
+fn expectParseError(spec: []const u8, token: []const u8, text: []const u8) !void {
+    const e = Policy.parse(spec, four).err;
+    try testing.expectEqualStrings(token, e.token(spec));
+    var buf: [256]u8 = undefined;
+    try testing.expectEqualStrings(text, e.describe(spec, &buf));
+}
+
+test "parse: every mode of the policy string" {
+    _ = try expectParsed("default", .default, .empty);
+    _ = try expectParsed("bind:2", .bind, NodeMask.single(2));
+    _ = try expectParsed("bind:!0", .bind, NodeMask.range(1, 3));
+    _ = try expectParsed("bind:+1", .bind, NodeMask.single(1));
+    _ = try expectParsed("preferred:3", .preferred, NodeMask.single(3));
+    _ = try expectParsed("preferred-many:2,3", .preferred_many, NodeMask.range(2, 3));
+    _ = try expectParsed("interleave:0-3", .interleave, four);
+    _ = try expectParsed("interleave:all", .interleave, four);
+    const w = try expectParsed("weighted-interleave:0-3", .weighted_interleave, four);
+    try testing.expect(!w.hasExplicitWeights());
+    const e = try expectParsed("weighted-interleave:0=3,2=1", .weighted_interleave, NodeMask.single(0).unionWith(NodeMask.single(2)));
+    try testing.expect(e.hasExplicitWeights());
+    try testing.expectEqual(@as(u8, 3), e.weights[0]);
+    try testing.expectEqual(@as(u8, 1), e.weights[2]);
+    try testing.expectEqual(@as(u8, 0), e.weights[1]);
+    const r = try expectParsed("weighted-interleave:0-1=2,3=255", .weighted_interleave, NodeMask.range(0, 1).unionWith(NodeMask.single(3)));
+    try testing.expectEqual(@as(u8, 2), r.weights[1]);
+    try testing.expectEqual(@as(u8, 255), r.weights[3]);
+    // A node outside the allowed set parses; validate() names it.
+    _ = try expectParsed("bind:9", .bind, NodeMask.single(9));
+}
+
+test "parse errors name the token" {
+    try expectParseError("", "", "empty policy");
+    try expectParseError("foo:1", "foo", "unknown mode \"foo\" (" ++ mode_names ++ ")");
+    try expectParseError("Bind:1", "Bind", "unknown mode \"Bind\" (" ++ mode_names ++ ")");
+    try expectParseError("preferred_many:1", "preferred_many", "unknown mode \"preferred_many\" (" ++ mode_names ++ ")");
+    try expectParseError("default:0", ":0", "default takes no nodes: \":0\"");
+    try expectParseError("bind", "bind", "bind needs nodes, e.g. \"bind:0\"");
+    try expectParseError("interleave:", "interleave:", "interleave needs nodes, e.g. \"interleave:0\"");
+    try expectParseError("preferred:0-1", "0-1", "preferred takes exactly one node, \"0-1\" names 2");
+    try expectParseError("preferred:all", "all", "preferred takes exactly one node, \"all\" names 4");
+    try expectParseError("bind:0-x", "x", "bad token \"x\"");
+    try expectParseError("bind:0=1", "0=1", "bad token \"0=1\"");
+    try expectParseError("bind:1024", "1024", "node \"1024\" is out of range (max 1023)");
+    try expectParseError("interleave:3-1", "3-1", "reversed range \"3-1\"");
+    try expectParseError("bind:0,", "", "empty element at offset 7");
+    try expectParseError("bind:!all", "!all", "\"!all\" selects no node");
+    try expectParseError("weighted-interleave:0=0", "0", "bad weight \"0\" (1-255)");
+    try expectParseError("weighted-interleave:0=256", "256", "bad weight \"256\" (1-255)");
+    try expectParseError("weighted-interleave:0=+3", "+3", "bad weight \"+3\" (1-255)");
+    try expectParseError("weighted-interleave:0=", "", "bad weight \"\" (1-255)");
+    try expectParseError("weighted-interleave:0=3,2", "2", "missing \"=WEIGHT\" in \"2\"");
+    try expectParseError("weighted-interleave:0=1,0-1=2", "0-1", "node \"0-1\" is given twice");
+    try expectParseError("weighted-interleave:0=1,", "", "empty element at offset 24");
+    try expectParseError("weighted-interleave:x=1", "x", "bad token \"x\"");
+    try expectParseError("weighted-interleave:=1", "", "empty node list");
+}
+
+test "format round-trips through parse" {
+    const specs = [_][]const u8{
+        "default",                     "bind:2",                      "bind:0,2-3",
+        "preferred:3",                 "preferred-many:2-3",          "interleave:0-3",
+        "weighted-interleave:0-3",     "weighted-interleave:0=3,2=1", "weighted-interleave:0=2,1=2,3=255",
+    };
+    var buf: [256]u8 = undefined;
+    for (specs) |spec| {
+        const p = Policy.parse(spec, four).ok;
+        const text = p.format(&buf);
+        try testing.expectEqualStrings(spec, text);
+        const again = Policy.parse(text, four).ok;
+        try testing.expect(again.mode == p.mode and again.nodes.eql(p.nodes) and std.mem.eql(u8, &again.weights, &p.weights));
+    }
+    var small: [4]u8 = undefined;
+    try testing.expectEqualStrings("", Policy.parse("bind:2", four).ok.format(&small));
+}
+
+test "MPOL number and the reference's 64-bit nodemask" {
+    const p = Policy.parse("interleave:0,2", four).ok;
+    try testing.expectEqual(@as(u32, 3), p.mpolNumber());
+    try testing.expectEqual(@as(?u64, 5), p.referenceNodemask());
+    try testing.expectEqual(@as(u32, 6), Policy.parse("weighted-interleave:0-3", four).ok.mpolNumber());
+    try testing.expectEqual(@as(?u64, null), Policy.parse("weighted-interleave:0=2", four).ok.referenceNodemask());
+    try testing.expectEqual(@as(?u64, null), (Policy{ .mode = .bind, .nodes = NodeMask.single(64) }).referenceNodemask());
+    try testing.expectEqual(@as(?Mode, null), Mode.fromMpol(4));
+    try testing.expectEqual(@as(?Mode, .preferred_many), Mode.fromMpol(5));
+}
+
+test "stripe arithmetic: weights 1,1,2,4 over 1024 pages" {
+    var out: [4]usize = undefined;
+    stripePages(&.{ 1, 1, 2, 4 }, 1024, 0, &out);
+    try testing.expectEqualSlices(usize, &.{ 128, 128, 256, 512 }, &out);
+    // Leftover pages rotate with the turn, and the total is always exact.
+    var three: [3]usize = undefined;
+    stripePages(&.{ 1, 1, 1 }, 10, 0, &three);
+    try testing.expectEqualSlices(usize, &.{ 4, 3, 3 }, &three);
+    stripePages(&.{ 1, 1, 1 }, 10, 1, &three);
+    try testing.expectEqualSlices(usize, &.{ 3, 4, 3 }, &three);
+    stripePages(&.{ 3, 1 }, 1023, 5, three[0..2]);
+    try testing.expectEqual(@as(usize, 1023), three[0] + three[1]);
+    try testing.expectEqual(@as(usize, 767), three[0]);
+}
+
+test "round-robin by weight: each node gets its weight per round" {
+    var hits: [3]usize = @splat(0);
+    for (0..6 * 10) |t| hits[roundRobinIndex(&.{ 3, 1, 2 }, t)] += 1;
+    try testing.expectEqualSlices(usize, &.{ 30, 10, 20 }, &hits);
+    try testing.expectEqual(@as(usize, 0), roundRobinIndex(&.{ 3, 1, 2 }, 2));
+    try testing.expectEqual(@as(usize, 1), roundRobinIndex(&.{ 3, 1, 2 }, 3));
+}
+
+const mpol_f_addr: usize = 1 << 1;
+
+/// The mode and nodes of the policy at `addr` (get_mempolicy MPOL_F_ADDR).
+fn policyAt(addr: usize) !struct { mode: usize, nodes: NodeMask } {
+    var mode: c_int = -1;
+    var nodes: NodeMask = .empty;
+    const rc = linux.syscall5(.get_mempolicy, @intFromPtr(&mode), @intFromPtr(&nodes.words), max_nodes + 1, addr, mpol_f_addr);
+    if (linux.errno(rc) != .SUCCESS) return error.GetMempolicyFailed;
+    return .{ .mode = @intCast(mode), .nodes = nodes };
+}
+
+const Mapping = struct {
+    base: usize,
+    len: usize,
+    fn init(len: usize) !Mapping {
+        const rc = linux.mmap(null, len, .{ .READ = true, .WRITE = true }, .{ .TYPE = .PRIVATE, .ANONYMOUS = true }, -1, 0);
+        if (linux.errno(rc) != .SUCCESS) return error.MapFailed;
+        return .{ .base = rc, .len = len };
+    }
+    fn deinit(m: Mapping) void {
+        _ = linux.munmap(@ptrFromInt(m.base), m.len);
+    }
+    fn touch(m: Mapping) void {
+        const page = std.heap.pageSize();
+        const bytes: [*]volatile u8 = @ptrFromInt(m.base);
+        var at: usize = 0;
+        while (at < m.len) : (at += page) bytes[at] = 1;
+    }
+};
+
+test "apply default makes no syscall and leaves the process policy" {
+    const m = try Mapping.init(1 << 20);
+    defer m.deinit();
+    var calls: usize = 0;
+    try testing.expectEqual(linux.E.SUCCESS, (Policy{}).applyCounted(m.base, m.len, &calls));
+    try testing.expectEqual(@as(usize, 0), calls);
+    try testing.expectEqual(@as(usize, 0), (try policyAt(m.base)).mode);
+}
+
+test "apply bind:0 before first touch puts every page on node 0" {
+    const m = try Mapping.init(4 << 20);
+    defer m.deinit();
+    const p = Policy.parse("bind:0", sysfs.usableNodes()).ok;
+    var calls: usize = 0;
+    try testing.expectEqual(linux.E.SUCCESS, p.applyCounted(m.base, m.len, &calls));
+    try testing.expectEqual(@as(usize, 1), calls);
+    const at = try policyAt(m.base + (1 << 20));
+    try testing.expectEqual(@as(usize, 2), at.mode);
+    try testing.expect(at.nodes.eql(NodeMask.single(0)));
+    m.touch();
+    var counts: [max_nodes]usize = undefined;
+    try testing.expectEqual(@as(isize, 0), residency.countPages(m.base, m.len, &counts));
+    try testing.expectEqual(m.len / std.heap.pageSize(), counts[0]);
+}
+
+test "apply to an offline node is EINVAL, never a silent success" {
+    const m = try Mapping.init(1 << 20);
+    defer m.deinit();
+    const offline = (sysfs.onlineNodes() orelse NodeMask.single(0)).invertWithin(NodeMask.full).first().?;
+    const p: Policy = .{ .mode = .bind, .nodes = NodeMask.single(offline) };
+    try testing.expectEqual(linux.E.INVAL, p.apply(m.base, m.len));
+    const w: Policy = .{ .mode = .interleave, .nodes = NodeMask.single(offline) };
+    try testing.expectEqual(linux.E.INVAL, w.apply(m.base, m.len));
+}
+
+test "apply every mode to node 0 and read it back" {
+    const cases = [_]struct { spec: []const u8, mpol: usize }{
+        .{ .spec = "preferred:0", .mpol = 1 },
+        .{ .spec = "interleave:0", .mpol = 3 },
+        .{ .spec = "preferred-many:0", .mpol = 5 },
+        .{ .spec = "weighted-interleave:0", .mpol = 6 },
+        // Explicit weights are emulated; one node (equal weights) is plain interleave.
+        .{ .spec = "weighted-interleave:0=7", .mpol = 3 },
+    };
+    for (cases) |c| {
+        const m = try Mapping.init(1 << 20);
+        defer m.deinit();
+        const p = Policy.parse(c.spec, sysfs.usableNodes()).ok;
+        try testing.expectEqual(linux.E.SUCCESS, p.apply(m.base, m.len));
+        try testing.expectEqual(c.mpol, (try policyAt(m.base)).mode);
+    }
+}
+
+test "emulation on kernels without the new modes" {
+    setKernelSupportForTesting(.preferred_many, false);
+    setKernelSupportForTesting(.weighted_interleave, false);
+    defer setKernelSupportForTesting(.preferred_many, null);
+    defer setKernelSupportForTesting(.weighted_interleave, null);
+    const m = try Mapping.init(8 << 20);
+    defer m.deinit();
+    // preferred-many → preferred of one of its nodes.
+    try testing.expectEqual(linux.E.SUCCESS, Policy.parse("preferred-many:0", sysfs.usableNodes()).ok.apply(m.base, m.len));
+    try testing.expectEqual(@as(usize, 1), (try policyAt(m.base)).mode);
+    // weighted-interleave with equal (sysfs or absent) weights → interleave.
+    try testing.expectEqual(linux.E.SUCCESS, Policy.parse("weighted-interleave:0", sysfs.usableNodes()).ok.apply(m.base, m.len));
+    try testing.expectEqual(@as(usize, 3), (try policyAt(m.base)).mode);
+    // Unequal weights → stripes bound per node; a stripe on an offline node
+    // reports its EINVAL (nothing dropped silently), whichever comes first.
+    const offline = (sysfs.onlineNodes() orelse NodeMask.single(0)).invertWithin(NodeMask.full).first().?;
+    var p: Policy = .{ .mode = .weighted_interleave, .nodes = NodeMask.single(0).unionWith(NodeMask.single(offline)) };
+    p.weights[0] = 3;
+    p.weights[offline] = 1;
+    for (0..2) |_| {
+        var calls: usize = 0;
+        try testing.expectEqual(linux.E.INVAL, p.applyCounted(m.base, m.len, &calls));
+        try testing.expect(calls >= 1 and calls <= 2);
+    }
+}
+
+test "the kernel here has preferred-many and weighted interleave" {
+    setKernelSupportForTesting(.preferred_many, null);
+    setKernelSupportForTesting(.weighted_interleave, null);
+    try testing.expect(kernelSupports(.preferred_many, NodeMask.single(0)));
+    try testing.expect(kernelSupports(.weighted_interleave, NodeMask.single(0)));
+}
+
+test "validate: node 0 passes, a node that is not online is named" {
+    try testing.expect(Policy.parse("bind:0", sysfs.usableNodes()).ok.validate() == null);
+    try testing.expect((Policy{}).validate() == null);
+    const offline = (sysfs.onlineNodes() orelse NodeMask.single(0)).invertWithin(NodeMask.full).first().?;
+    const e = (Policy{ .mode = .bind, .nodes = NodeMask.single(offline) }).validate().?;
+    try testing.expectEqual(offline, e.node);
+    var buf: [128]u8 = undefined;
+    var want: [64]u8 = undefined;
+    try testing.expectEqualStrings(try std.fmt.bufPrint(&want, "node {d} is not online", .{offline}), e.describe(&buf));
+    const not_allowed: ValidateError = .{ .reason = .not_allowed, .node = 2, .allowed = NodeMask.range(0, 1) };
+    try testing.expectEqualStrings("node 2 is not allowed (Mems_allowed_list: 0-1)", not_allowed.describe(&buf));
+    const rejected: ValidateError = .{ .reason = .kernel_rejected, .errno = .INVAL };
+    try testing.expectEqualStrings("the kernel rejects it: mbind: EINVAL", rejected.describe(&buf));
+}
+
+test "parseChecked writes one NUL-terminated line" {
+    var message: [256]u8 = undefined;
+    const p = try Policy.parseChecked("bind:0", &message);
+    try testing.expectEqual(Mode.bind, p.mode);
+    try testing.expectError(error.InvalidPolicy, Policy.parseChecked("bind:0-x", &message));
+    try testing.expectEqualStrings("invalid policy \"bind:0-x\": bad token \"x\"", std.mem.sliceTo(&message, 0));
+    if (!(sysfs.onlineNodes() orelse NodeMask.single(0)).isSet(9)) {
+        try testing.expectError(error.InvalidPolicy, Policy.parseChecked("bind:9", &message));
+        try testing.expectEqualStrings("invalid policy \"bind:9\": node 9 is not online", std.mem.sliceTo(&message, 0));
+    }
+    var tiny: [8]u8 = undefined;
+    try testing.expectError(error.InvalidPolicy, Policy.parseChecked("nope", &tiny));
+    try testing.expectEqualStrings("invalid", std.mem.sliceTo(&tiny, 0));
+}
