@@ -1,0 +1,74 @@
+//! C exports of hmalloc.h's residency functions: hm_residency, hm_migrate.
+//!
+//! Thin by design: check the C arguments, translate (a node-list string
+//! into a NodeMask against this process's usable nodes), delegate to
+//! residency.zig. Results follow hmalloc.h: a count, or -errno; -EINVAL
+//! for a NULL where an array or string is required and for a node list
+//! that does not parse or names a node that is not online and allowed
+//! (checked here, because move_pages would otherwise fail with ENODEV or
+//! EACCES for some pages only, or the kernel's cpuset would be bypassed in
+//! the error text). hmalloc_api.zig imports this file so the exports land
+//! in libhmalloc.so.
+const std = @import("std");
+const linux = std.os.linux;
+const residency = @import("residency.zig");
+const node_list = @import("node_list.zig");
+const sysfs = @import("sysfs.zig");
+
+fn negErrno(e: linux.E) c_long {
+    return -@as(c_long, @intFromEnum(e));
+}
+
+/// Pages of [addr, addr+length) per node into pages_per_node[0..max_nodes];
+/// returns pages not present, or -errno.
+export fn hm_residency(addr: ?*const anyopaque, length: usize, pages_per_node: ?[*]usize, max_nodes: usize) c_long {
+    const counts: []usize = if (pages_per_node) |p| p[0..max_nodes] else if (max_nodes == 0) &.{} else return negErrno(.INVAL);
+    return residency.countPages(@intFromPtr(addr), length, counts);
+}
+
+/// Moves the present pages of [addr, addr+length) to `nodes` (numactl
+/// syntax, interleaved when several); returns pages not moved, or -errno.
+export fn hm_migrate(addr: ?*anyopaque, length: usize, nodes: ?[*:0]const u8) c_long {
+    const text = std.mem.span(nodes orelse return negErrno(.INVAL));
+    const usable = sysfs.usableNodes();
+    const mask = switch (node_list.parse(text, usable)) {
+        .ok => |m| m,
+        .err => return negErrno(.INVAL),
+    };
+    if (!mask.isSubsetOf(usable)) return negErrno(.INVAL);
+    return residency.migrate(@intFromPtr(addr), length, mask);
+}
+
+const testing = std.testing;
+
+test "hm_residency counts touched pages on node 0 and reports the untouched" {
+    const page = std.heap.pageSize();
+    const len = 8 * page;
+    const base = linux.mmap(null, len, .{ .READ = true, .WRITE = true }, .{ .TYPE = .PRIVATE, .ANONYMOUS = true }, -1, 0);
+    try testing.expectEqual(linux.E.SUCCESS, linux.errno(base));
+    defer _ = linux.munmap(@ptrFromInt(base), len);
+    const bytes: [*]volatile u8 = @ptrFromInt(base);
+    for (0..5) |i| bytes[i * page] = 1;
+    var counts: [4]usize = undefined;
+    try testing.expectEqual(@as(c_long, 3), hm_residency(@ptrFromInt(base), len, &counts, counts.len));
+    try testing.expectEqual(@as(usize, 5), counts[0]);
+    try testing.expectEqual(@as(c_long, 3), hm_residency(@ptrFromInt(base), len, null, 0));
+    try testing.expectEqual(negErrno(.INVAL), hm_residency(@ptrFromInt(base), len, null, 4));
+}
+
+test "hm_migrate parses its node list and refuses bad or unusable nodes" {
+    const page = std.heap.pageSize();
+    const len = 4 * page;
+    const base = linux.mmap(null, len, .{ .READ = true, .WRITE = true }, .{ .TYPE = .PRIVATE, .ANONYMOUS = true }, -1, 0);
+    try testing.expectEqual(linux.E.SUCCESS, linux.errno(base));
+    defer _ = linux.munmap(@ptrFromInt(base), len);
+    @as(*volatile u8, @ptrFromInt(base)).* = 7;
+    try testing.expectEqual(@as(c_long, 0), hm_migrate(@ptrFromInt(base), len, "0"));
+    try testing.expectEqual(@as(c_long, 0), hm_migrate(@ptrFromInt(base), len, "all"));
+    try testing.expectEqual(@as(u8, 7), @as(*volatile u8, @ptrFromInt(base)).*);
+    try testing.expectEqual(negErrno(.INVAL), hm_migrate(@ptrFromInt(base), len, "0-x"));
+    try testing.expectEqual(negErrno(.INVAL), hm_migrate(@ptrFromInt(base), len, null));
+    try testing.expectEqual(negErrno(.INVAL), hm_migrate(@ptrFromInt(base), len, ""));
+    if (!sysfs.usableNodes().isSet(1000))
+        try testing.expectEqual(negErrno(.INVAL), hm_migrate(@ptrFromInt(base), len, "1000"));
+}
