@@ -41,10 +41,9 @@
 //! back; rotating spreads the chunks over the set, still falling back to
 //! other nodes when the preferred one is full, as preferred-many does.
 //!
-//! Kernel support is probed once per mode (an mbind of a scratch page) and
-//! cached in an atomic; the round-robin turns live in a small table of
-//! atomic counters indexed by a hash of the policy (apply takes `*const`,
-//! and policies with equal content share a sequence, which stays fair).
+//! Kernel support for the newer modes is probed once (numa.zig); the
+//! round-robin turns live in atomics indexed by a hash of the policy
+//! (apply takes `*const`; equal policies share a sequence, still fair).
 //!
 //! `validate` proves a policy can be applied before anyone relies on it:
 //! every node online, with memory and in Mems_allowed (naming the first
@@ -70,6 +69,8 @@ const assert = std.debug.assert;
 const node_mask = @import("node_mask.zig");
 const node_list = @import("node_list.zig");
 const sysfs = @import("sysfs.zig");
+const numa = @import("numa_syscalls.zig");
+const mpol = numa.mpol;
 const NodeMask = node_mask.NodeMask;
 const max_nodes = node_mask.max_nodes;
 
@@ -110,9 +111,6 @@ pub const Mode = enum(u8) {
     }
 };
 
-const mpol_preferred: usize = 1;
-const mpol_bind: usize = 2;
-const mpol_interleave: usize = 3;
 /// Each emulated stripe averages at least this much: ≤ 512 mbind per GiB.
 pub const stripe_bytes_min: usize = 2 << 20;
 const mode_names = "default, preferred, bind, interleave, preferred-many, weighted-interleave";
@@ -321,16 +319,16 @@ pub const Policy = struct {
         assert(self.mode == .weighted_interleave or !self.hasExplicitWeights());
         switch (self.mode) {
             .default => return .SUCCESS,
-            .preferred, .bind, .interleave => return mbind(addr, len, self.mode.mpol(), &self.nodes, calls),
+            .preferred, .bind, .interleave => return numa.mbind(addr, len, self.mode.mpol(), &self.nodes, calls),
             .preferred_many => {
-                if (kernelSupports(.preferred_many, self.nodes)) return mbind(addr, len, self.mode.mpol(), &self.nodes, calls);
+                if (numa.kernelSupports(mpol.preferred_many, self.nodes)) return numa.mbind(addr, len, self.mode.mpol(), &self.nodes, calls);
                 const node = self.nodes.nth(self.nextTurn() % self.nodes.count()).?;
-                return mbind(addr, len, mpol_preferred, &NodeMask.single(node), calls);
+                return numa.mbind(addr, len, mpol.preferred, &NodeMask.single(node), calls);
             },
             .weighted_interleave => {
                 const explicit = self.hasExplicitWeights();
-                if (!explicit and kernelSupports(.weighted_interleave, self.nodes))
-                    return mbind(addr, len, self.mode.mpol(), &self.nodes, calls);
+                if (!explicit and numa.kernelSupports(mpol.weighted_interleave, self.nodes))
+                    return numa.mbind(addr, len, self.mode.mpol(), &self.nodes, calls);
                 return self.applyEmulated(addr, len, calls);
             },
         }
@@ -343,21 +341,21 @@ pub const Policy = struct {
         var weights: [max_nodes]u8 = undefined;
         const n = self.effectiveWeights(&nodes, &weights);
         assert(n > 0);
-        if (std.mem.allEqual(u8, weights[0..n], weights[0])) return mbind(addr, len, mpol_interleave, &self.nodes, calls);
+        if (std.mem.allEqual(u8, weights[0..n], weights[0])) return numa.mbind(addr, len, mpol.interleave, &self.nodes, calls);
         const turn = self.nextTurn();
         if (len / n < stripe_bytes_min) {
-            const node = nodes[roundRobinIndex(weights[0..n], turn)];
-            return mbind(addr, len, mpol_bind, &NodeMask.single(node), calls);
+            const node = nodes[numa.roundRobinIndex(weights[0..n], turn)];
+            return numa.mbind(addr, len, mpol.bind, &NodeMask.single(node), calls);
         }
         const page_bytes = std.heap.pageSize();
         var stripes: [max_nodes]usize = undefined;
-        stripePages(weights[0..n], len / page_bytes, turn, stripes[0..n]);
+        numa.stripePages(weights[0..n], len / page_bytes, turn, stripes[0..n]);
         var at = addr;
         for (0..n) |k| {
             const i = (turn + k) % n;
             if (stripes[i] == 0) continue;
             const bytes = stripes[i] * page_bytes;
-            const e = mbind(at, bytes, mpol_bind, &NodeMask.single(nodes[i]), calls);
+            const e = numa.mbind(at, bytes, mpol.bind, &NodeMask.single(nodes[i]), calls);
             if (e != .SUCCESS) return e;
             at += bytes;
         }
@@ -395,7 +393,7 @@ pub const Policy = struct {
         if (sysfs.memsAllowed()) |allowed| if (self.nodes.firstNotIn(allowed)) |n| return .{ .reason = .not_allowed, .node = n, .allowed = allowed };
         const page_bytes = std.heap.pageSize();
         var map_errno: linux.E = .SUCCESS;
-        const base = mapScratch(&map_errno) orelse return .{ .reason = .probe_unmappable, .errno = map_errno };
+        const base = numa.mapScratch(&map_errno) orelse return .{ .reason = .probe_unmappable, .errno = map_errno };
         defer _ = linux.munmap(@ptrFromInt(base), page_bytes);
         const e = self.apply(base, page_bytes);
         if (e != .SUCCESS) return .{ .reason = .kernel_rejected, .errno = e };
@@ -405,99 +403,6 @@ pub const Policy = struct {
 
 /// Round-robin turns of emulated policies (see the essay).
 var turns: [64]std.atomic.Value(usize) = @splat(.init(0));
-
-/// Pages per node for one call's stripes: floor(pages × w / Σw) each, the
-/// leftover pages (fewer than the node count) one each to the nodes
-/// starting at index `turn`. Sums to `pages`.
-pub fn stripePages(weights: []const u8, pages: usize, turn: usize, out: []usize) void {
-    assert(weights.len > 0 and out.len == weights.len);
-    var total_weight: usize = 0;
-    for (weights) |w| total_weight += w;
-    assert(total_weight > 0);
-    var given: usize = 0;
-    for (weights, out) |w, *o| {
-        o.* = @intCast(@as(u128, pages) * w / total_weight);
-        given += o.*;
-    }
-    var left = pages - given;
-    assert(left < weights.len);
-    var i = turn % weights.len;
-    while (left > 0) : (left -= 1) {
-        out[i] += 1;
-        i = (i + 1) % weights.len;
-    }
-}
-
-/// The node index owning slot `turn mod Σw` when node i owns w[i]
-/// consecutive slots: over Σw successive turns each node gets its weight.
-pub fn roundRobinIndex(weights: []const u8, turn: usize) usize {
-    var total_weight: usize = 0;
-    for (weights) |w| total_weight += w;
-    var slot = turn % total_weight;
-    for (weights, 0..) |w, i| {
-        if (slot < w) return i;
-        slot -= w;
-    }
-    unreachable;
-}
-
-fn mbind(addr: usize, len: usize, mode: usize, nodes: *const NodeMask, calls: *usize) linux.E {
-    const view = nodes.kernel();
-    calls.* += 1;
-    const rc = linux.syscall6(.mbind, addr, len, mode, view.ptr(), view.maxnode, 0);
-    return linux.errno(rc);
-}
-
-/// Support for the modes newer than the baseline, probed once each.
-const Support = enum(u8) { unknown, yes, no };
-var support_preferred_many: std.atomic.Value(Support) = .init(.unknown);
-var support_weighted: std.atomic.Value(Support) = .init(.unknown);
-
-fn supportCell(mode: Mode) *std.atomic.Value(Support) {
-    return switch (mode) {
-        .preferred_many => &support_preferred_many,
-        .weighted_interleave => &support_weighted,
-        else => unreachable,
-    };
-}
-
-/// Whether the kernel takes `mode`: mbind a scratch page with it (to the
-/// first of `nodes`); on EINVAL, MPOL_BIND to the same node tells "mode
-/// unknown" (bind works: cache no) from "node unusable" (don't cache; the
-/// caller's own mbind then reports the node's error).
-fn kernelSupports(mode: Mode, nodes: NodeMask) bool {
-    const cell = supportCell(mode);
-    switch (cell.load(.monotonic)) {
-        .yes => return true,
-        .no => return false,
-        .unknown => {},
-    }
-    const node = NodeMask.single(nodes.first() orelse return false);
-    const page_bytes = std.heap.pageSize();
-    var map_errno: linux.E = .SUCCESS;
-    const base = mapScratch(&map_errno) orelse return false;
-    defer _ = linux.munmap(@ptrFromInt(base), page_bytes);
-    var calls: usize = 0;
-    const answer: Support = switch (mbind(base, page_bytes, mode.mpol(), &node, &calls)) {
-        .SUCCESS => .yes,
-        .INVAL => if (mbind(base, page_bytes, mpol_bind, &node, &calls) == .SUCCESS) .no else return false,
-        else => return false,
-    };
-    cell.store(answer, .monotonic);
-    return answer == .yes;
-}
-
-/// Tests: pretend the kernel lacks (false) or has (true) a mode; null = probe again.
-pub fn setKernelSupportForTesting(mode: Mode, supported: ?bool) void {
-    supportCell(mode).store(if (supported) |s| (if (s) .yes else .no) else .unknown, .monotonic);
-}
-
-/// One anonymous page, or null with `errno_out` set.
-fn mapScratch(errno_out: *linux.E) ?usize {
-    const rc = linux.mmap(null, std.heap.pageSize(), .{ .READ = true, .WRITE = true }, .{ .TYPE = .PRIVATE, .ANONYMOUS = true }, -1, 0);
-    errno_out.* = linux.errno(rc);
-    return if (errno_out.* == .SUCCESS) rc else null;
-}
 
 /// 1..255, digits only.
 fn parseWeight(text: []const u8) ?u8 {
@@ -631,40 +536,6 @@ test "MPOL number and the reference's 64-bit nodemask" {
     try testing.expectEqual(@as(?Mode, .preferred_many), Mode.fromMpol(5));
 }
 
-test "stripe arithmetic: weights 1,1,2,4 over 1024 pages" {
-    var out: [4]usize = undefined;
-    stripePages(&.{ 1, 1, 2, 4 }, 1024, 0, &out);
-    try testing.expectEqualSlices(usize, &.{ 128, 128, 256, 512 }, &out);
-    // Leftover pages rotate with the turn, and the total is always exact.
-    var three: [3]usize = undefined;
-    stripePages(&.{ 1, 1, 1 }, 10, 0, &three);
-    try testing.expectEqualSlices(usize, &.{ 4, 3, 3 }, &three);
-    stripePages(&.{ 1, 1, 1 }, 10, 1, &three);
-    try testing.expectEqualSlices(usize, &.{ 3, 4, 3 }, &three);
-    stripePages(&.{ 3, 1 }, 1023, 5, three[0..2]);
-    try testing.expectEqual(@as(usize, 1023), three[0] + three[1]);
-    try testing.expectEqual(@as(usize, 767), three[0]);
-}
-
-test "round-robin by weight: each node gets its weight per round" {
-    var hits: [3]usize = @splat(0);
-    for (0..6 * 10) |t| hits[roundRobinIndex(&.{ 3, 1, 2 }, t)] += 1;
-    try testing.expectEqualSlices(usize, &.{ 30, 10, 20 }, &hits);
-    try testing.expectEqual(@as(usize, 0), roundRobinIndex(&.{ 3, 1, 2 }, 2));
-    try testing.expectEqual(@as(usize, 1), roundRobinIndex(&.{ 3, 1, 2 }, 3));
-}
-
-const mpol_f_addr: usize = 1 << 1;
-
-/// The mode and nodes of the policy at `addr` (get_mempolicy MPOL_F_ADDR).
-fn policyAt(addr: usize) !struct { mode: usize, nodes: NodeMask } {
-    var mode: c_int = -1;
-    var nodes: NodeMask = .empty;
-    const rc = linux.syscall5(.get_mempolicy, @intFromPtr(&mode), @intFromPtr(&nodes.words), max_nodes + 1, addr, mpol_f_addr);
-    if (linux.errno(rc) != .SUCCESS) return error.GetMempolicyFailed;
-    return .{ .mode = @intCast(mode), .nodes = nodes };
-}
-
 const Mapping = struct {
     base: usize,
     len: usize,
@@ -690,7 +561,7 @@ test "apply default makes no syscall and leaves the process policy" {
     var calls: usize = 0;
     try testing.expectEqual(linux.E.SUCCESS, (Policy{}).applyCounted(m.base, m.len, &calls));
     try testing.expectEqual(@as(usize, 0), calls);
-    try testing.expectEqual(@as(usize, 0), (try policyAt(m.base)).mode);
+    try testing.expectEqual(@as(usize, 0), (try numa.policyAt(m.base)).mode);
 }
 
 test "apply bind:0 before first touch puts every page on node 0" {
@@ -700,7 +571,7 @@ test "apply bind:0 before first touch puts every page on node 0" {
     var calls: usize = 0;
     try testing.expectEqual(linux.E.SUCCESS, p.applyCounted(m.base, m.len, &calls));
     try testing.expectEqual(@as(usize, 1), calls);
-    const at = try policyAt(m.base + (1 << 20));
+    const at = try numa.policyAt(m.base + (1 << 20));
     try testing.expectEqual(@as(usize, 2), at.mode);
     try testing.expect(at.nodes.eql(NodeMask.single(0)));
     m.touch();
@@ -733,23 +604,23 @@ test "apply every mode to node 0 and read it back" {
         defer m.deinit();
         const p = Policy.parse(c.spec, sysfs.usableNodes()).ok;
         try testing.expectEqual(linux.E.SUCCESS, p.apply(m.base, m.len));
-        try testing.expectEqual(c.mpol, (try policyAt(m.base)).mode);
+        try testing.expectEqual(c.mpol, (try numa.policyAt(m.base)).mode);
     }
 }
 
 test "emulation on kernels without the new modes" {
-    setKernelSupportForTesting(.preferred_many, false);
-    setKernelSupportForTesting(.weighted_interleave, false);
-    defer setKernelSupportForTesting(.preferred_many, null);
-    defer setKernelSupportForTesting(.weighted_interleave, null);
+    numa.setKernelSupportForTesting(mpol.preferred_many, false);
+    numa.setKernelSupportForTesting(mpol.weighted_interleave, false);
+    defer numa.setKernelSupportForTesting(mpol.preferred_many, null);
+    defer numa.setKernelSupportForTesting(mpol.weighted_interleave, null);
     const m = try Mapping.init(8 << 20);
     defer m.deinit();
     // preferred-many → preferred of one of its nodes.
     try testing.expectEqual(linux.E.SUCCESS, Policy.parse("preferred-many:0", sysfs.usableNodes()).ok.apply(m.base, m.len));
-    try testing.expectEqual(@as(usize, 1), (try policyAt(m.base)).mode);
+    try testing.expectEqual(@as(usize, 1), (try numa.policyAt(m.base)).mode);
     // weighted-interleave with equal (sysfs or absent) weights → interleave.
     try testing.expectEqual(linux.E.SUCCESS, Policy.parse("weighted-interleave:0", sysfs.usableNodes()).ok.apply(m.base, m.len));
-    try testing.expectEqual(@as(usize, 3), (try policyAt(m.base)).mode);
+    try testing.expectEqual(@as(usize, 3), (try numa.policyAt(m.base)).mode);
     // Unequal weights → stripes bound per node; a stripe on an offline node
     // reports its EINVAL (nothing dropped silently), whichever comes first.
     const offline = (sysfs.onlineNodes() orelse NodeMask.single(0)).invertWithin(NodeMask.full).first().?;
@@ -761,13 +632,6 @@ test "emulation on kernels without the new modes" {
         try testing.expectEqual(linux.E.INVAL, p.applyCounted(m.base, m.len, &calls));
         try testing.expect(calls >= 1 and calls <= 2);
     }
-}
-
-test "the kernel here has preferred-many and weighted interleave" {
-    setKernelSupportForTesting(.preferred_many, null);
-    setKernelSupportForTesting(.weighted_interleave, null);
-    try testing.expect(kernelSupports(.preferred_many, NodeMask.single(0)));
-    try testing.expect(kernelSupports(.weighted_interleave, NodeMask.single(0)));
 }
 
 test "validate: node 0 passes, a node that is not online is named" {
