@@ -115,22 +115,33 @@ pub const Pool = struct {
         return pool.allocPages(size, alignment);
     }
 
+    /// The lock-free path. Every way off it is a call in tail position
+    /// (`allocSmallSlow`), so the fast path needs no saved registers.
     inline fn allocSmall(pool: *Pool, class: size_class.ClassIndex) ?[*]u8 {
-        if (cacheOf(pool)) |cache| {
-            const bin = &cache.bins[class];
-            if (bin.count > 0) {
-                @branchHint(.likely);
-                bin.count -= 1;
-                const block = bin.items[bin.count];
-                @as(*usize, @ptrFromInt(block)).* = 0; // clear the free canary
-                return @ptrFromInt(block);
-            }
-            return pool.refill(cache, class);
+        const cache = fastCacheOf(pool) orelse return pool.allocSmallSlow(class);
+        const bin = &cache.bins[class];
+        if (bin.count == 0) return pool.allocSmallSlow(class);
+        bin.count -= 1;
+        const block = bin.items[bin.count];
+        @as(*usize, @ptrFromInt(block)).* = 0; // clear the free canary
+        return @ptrFromInt(block);
+    }
+
+    fn allocSmallSlow(pool: *Pool, class: size_class.ClassIndex) ?[*]u8 {
+        @branchHint(.cold);
+        const cache = cacheOf(pool) orelse return pool.allocSmallUncached(class);
+        const bin = &cache.bins[class];
+        if (bin.count > 0) {
+            bin.count -= 1;
+            const block = bin.items[bin.count];
+            @as(*usize, @ptrFromInt(block)).* = 0;
+            return @ptrFromInt(block);
         }
-        return pool.allocSmallUncached(class);
+        return pool.refill(cache, class);
     }
 
     fn refill(pool: *Pool, cache: *thread_cache.PoolCache, class: size_class.ClassIndex) ?[*]u8 {
+        @branchHint(.cold);
         const cbin = &cache.bins[class];
         assert(cbin.count == 0);
         const want = cbin.capacity / 2;
@@ -354,15 +365,14 @@ pub inline fn free(ptr: ?*anyopaque, caller: Caller) void {
     // The common case, a small block, checked inline with the same rules as
     // ownerOf; anything else (and any doubt) takes ownerOf's full path.
     const entry = page_map.lookup(address);
-    if (entry != 0 and entry & page_map.huge_tag == 0) {
+    if (entry & page_map.huge_tag == 0 and entry != 0) {
         const c: *Chunk = @ptrFromInt(entry);
         const page = (address - entry) >> size_class.page_shift;
-        const first = c.page_owner[page];
-        const run = &c.runs[first]; // runs[0] is the header's: never a slab
-        if (run.kind == .slab and !c.pageIsFree(page)) {
+        const class_plus_one = c.page_class[page]; // 0: not a slab page
+        if (class_plus_one != 0) {
             @branchHint(.likely);
-            const class = run.class;
-            const base = entry + @as(usize, first) * page_bytes;
+            const class: size_class.ClassIndex = @intCast(class_plus_one - 1);
+            const base = entry + @as(usize, c.page_owner[page]) * page_bytes;
             const index = size_class.regionIndex(class, address - base);
             if (base + index * size_class.sizeOf(class) == address) {
                 @branchHint(.likely);
@@ -370,6 +380,11 @@ pub inline fn free(ptr: ?*anyopaque, caller: Caller) void {
             }
         }
     }
+    return freeSlow(address, caller);
+}
+
+fn freeSlow(address: usize, caller: Caller) void {
+    @branchHint(.cold);
     freeOwned(ownerOf(address, caller), address, caller);
 }
 
@@ -403,22 +418,37 @@ pub inline fn ownedPool(owner: Owner) *Pool {
 inline fn freeSmall(pool: *Pool, class: size_class.ClassIndex, address: usize, caller: Caller) void {
     const word: *usize = @ptrFromInt(address);
     if (word.* == address ^ secret) report.invalidPointer(caller, address, "double free");
+    const cache = fastCacheOf(pool) orelse return freeSmallSlow(pool, class, address);
+    const bin = &cache.bins[class];
+    if (bin.count == bin.capacity) return freeSmallSlow(pool, class, address);
+    word.* = address ^ secret;
+    bin.items[bin.count] = address;
+    bin.count += 1;
+}
+
+/// freeSmall off its fast path: no cache yet, a stale one, or a full bin.
+fn freeSmallSlow(pool: *Pool, class: size_class.ClassIndex, address: usize) void {
+    @branchHint(.cold);
+    const word: *usize = @ptrFromInt(address);
     const cache = cacheOf(pool) orelse {
         word.* = address ^ secret;
         pool.putBlocks(class, &.{address});
         return;
     };
     const bin = &cache.bins[class];
-    if (bin.count == bin.capacity) {
-        @branchHint(.unlikely);
-        const half = bin.capacity / 2;
-        pool.putBlocks(class, bin.items[0..half]);
-        std.mem.copyForwards(usize, bin.items[0 .. bin.count - half], bin.items[half..bin.count]);
-        bin.count -= half;
-    }
+    if (bin.count == bin.capacity) flushHalf(pool, class, bin);
     word.* = address ^ secret;
     bin.items[bin.count] = address;
     bin.count += 1;
+}
+
+/// A full cache bin gives its older half back to the pool.
+fn flushHalf(pool: *Pool, class: size_class.ClassIndex, bin: *thread_cache.CacheBin) void {
+    @branchHint(.cold);
+    const half = bin.capacity / 2;
+    pool.putBlocks(class, bin.items[0..half]);
+    std.mem.copyForwards(usize, bin.items[0 .. bin.count - half], bin.items[half..bin.count]);
+    bin.count -= half;
 }
 
 pub fn usableSize(ptr: ?*anyopaque, caller: Caller) usize {
@@ -451,6 +481,15 @@ pub fn realloc(ptr: ?*anyopaque, size: usize, caller: Caller, default_pool: *Poo
 // ---- thread caches ------------------------------------------------------------
 
 const registry = @import("registry.zig");
+
+/// This thread's cache of `pool` if it exists and is current; null sends the
+/// caller to its slow path (which calls `cacheOf`).
+inline fn fastCacheOf(pool: *Pool) ?*thread_cache.PoolCache {
+    const tc = thread_cache.current() orelse return null;
+    const cache = tc.pools[pool.slot] orelse return null;
+    if (cache.generation != pool.generation) return null;
+    return cache;
+}
 
 /// This thread's cache of `pool`, created on first use; null while the thread
 /// is setting its cache up (re-entrant calls go to the bins directly).

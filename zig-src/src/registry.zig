@@ -47,6 +47,11 @@ var thread_key: std.c.pthread_key_t = 0;
 /// Whether `thread_key` exists (a thread caching before that is not flushed at exit).
 var key_ready: std.atomic.Value(bool) = .init(false);
 
+/// The default pool if it is set up already (the hot path's check).
+pub inline fn defaultPoolIfReady() ?*Pool {
+    return default_pool.load(.acquire);
+}
+
 /// The default pool, set up (policy from the environment) on first call.
 pub inline fn defaultPool() *Pool {
     if (default_pool.load(.acquire)) |p| {

@@ -99,6 +99,7 @@ pub const Bin = struct {
             const left = g.regions - i;
             run.free_bitmap[i >> 6] = if (left >= 64) ~@as(u64, 0) else (@as(u64, 1) << @intCast(left)) - 1;
         }
+        run.chunk().markSlab(run, bin.class);
         bin.slab_count += 1;
         bin.list(run);
     }
