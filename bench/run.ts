@@ -1,0 +1,647 @@
+/**
+ * The benchmark runner (`deno task bench`): builds the libraries (fast), compiles every C
+ * workload of bench/ twice into bench/out/ (NAME-malloc, NAME-hmalloc; see bench/bench.h), runs
+ * every row for every peer in one run, and prints a table of absolute numbers and ratios; writes
+ * bench/out/results.json, bench/out/table.txt and the chart bench/out/bench.svg.
+ *
+ * Peers: glibc (no preload), jemalloc, mimalloc, tcmalloc (Debian's libraries by LD_PRELOAD),
+ * hmalloc (our API, the NAME-hmalloc build), memtier (our libmemtier.so by LD_PRELOAD, one DRAM
+ * tier) and, for the python rows, memkind (Debian memkind's libmemtier.so, same tiers).
+ *
+ * usage: deno run -A bench/run.ts [--quick] [--instructions] [--rows ID,..] [--peers P,..]
+ *                                 [--reps N] [--out DIR] [--no-build]
+ *   --quick         tiny sizes, 1 repetition: every program runs and reports (CI sanity)
+ *   --instructions  add callgrind instruction counts for the mixed rows (repeatable numbers)
+ *   --rows          only rows whose id starts with one of these (mixed,xthread,larson,...)
+ *   --peers         only these peers
+ *   --reps          repetitions per workload (default 5, realloc 3, python 3; quick 1)
+ *   --out           output directory (default bench/out)
+ *   --no-build      do not run scripts/build.sh first
+ *
+ * @example
+ * ```sh
+ * deno run -A bench/run.ts --quick --rows mixed --peers glibc,hmalloc
+ * ```
+ */
+import { parseArgs } from "node:util";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import {
+  type Cell,
+  formatTables,
+  renderSvg,
+  type RowResult,
+  type RunResult,
+  withRatios,
+} from "./report.ts";
+
+const root: string = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+const libDir: string = Deno.env.get("TIERMEM_LIB_DIR") ?? `${root}/zig-src/zig-out/lib`;
+const includeDir: string = `${root}/zig-src/zig-out/include`;
+const sysLib = "/usr/lib/x86_64-linux-gnu";
+/** One DRAM tier: the memtier interposers serve every block from DRAM. */
+const dramTier = "KIND:DRAM,RATIO:1;POLICY:STATIC_RATIO";
+/** C workloads of bench/, each built twice. */
+const programs: readonly string[] = [
+  "mixed",
+  "xthread",
+  "larson",
+  "xmalloc",
+  "realloc",
+  "large",
+  "footprint",
+  "mbind",
+];
+
+/** An allocator under test and how a process gets it. */
+interface Peer {
+  name: string;
+  /** A competitor (the `best` reference ranges over these), not ours. */
+  external: boolean;
+  build: "malloc" | "hmalloc";
+  /** Library to LD_PRELOAD, if any. */
+  preload?: string;
+  env: Record<string, string>;
+}
+
+const allPeers: readonly Peer[] = [
+  { name: "glibc", external: true, build: "malloc", env: {} },
+  {
+    name: "jemalloc",
+    external: true,
+    build: "malloc",
+    preload: `${sysLib}/libjemalloc.so.2`,
+    env: {},
+  },
+  {
+    name: "mimalloc",
+    external: true,
+    build: "malloc",
+    preload: `${sysLib}/libmimalloc.so.2`,
+    env: {},
+  },
+  {
+    name: "tcmalloc",
+    external: true,
+    build: "malloc",
+    preload: `${sysLib}/libtcmalloc_minimal.so.4`,
+    env: {},
+  },
+  { name: "hmalloc", external: false, build: "hmalloc", env: {} },
+  {
+    name: "memtier",
+    external: false,
+    build: "malloc",
+    preload: `${libDir}/libmemtier.so`,
+    env: { MEMKIND_MEM_TIERS: dramTier },
+  },
+  {
+    name: "memkind",
+    external: false,
+    build: "malloc",
+    preload: `${sysLib}/libmemtier.so.0`,
+    env: { MEMKIND_MEM_TIERS: dramTier },
+  },
+];
+const cPeers: readonly string[] = [
+  "glibc",
+  "jemalloc",
+  "mimalloc",
+  "tcmalloc",
+  "hmalloc",
+  "memtier",
+];
+const pyPeers: readonly string[] = [
+  "glibc",
+  "jemalloc",
+  "mimalloc",
+  "tcmalloc",
+  "memtier",
+  "memkind",
+];
+
+/** How a row's number is obtained. */
+type Kind = "time" | "footprint" | "strace" | "python" | "callgrind";
+
+/** One row of the table: a workload, its arguments, and which printed key is the number. */
+interface RowSpec {
+  id: string;
+  title: string;
+  unit: string;
+  reference: string;
+  target?: string;
+  kind: Kind;
+  program: string;
+  args: (quick: boolean) => string[];
+  key: string;
+  reps: number;
+  peers: readonly string[];
+  /** Extra environment per peer name. */
+  env?: Record<string, Record<string, string>>;
+  /** callgrind rows: operations in the counted region (instructions per op = total / this). */
+  ops?: (quick: boolean) => number;
+}
+
+const q = (quick: boolean, small: string, full: string): string => quick ? small : full;
+
+const rowSpecs: readonly RowSpec[] = [
+  ...[1, 2].map((t: number): RowSpec => ({
+    id: `mixed-${t}t`,
+    title: `mixed 8 B-32 KiB, ${t} thread${t > 1 ? "s" : ""}`,
+    unit: "ns/op",
+    reference: "best",
+    target: "≤ 1.0",
+    kind: "time",
+    program: "mixed",
+    args: (quick: boolean) => [`${t}`, q(quick, "20000", "5000000")],
+    key: "ns_per_op",
+    reps: 5,
+    peers: cPeers,
+  })),
+  {
+    id: "xthread",
+    title: "producer/consumer (cross-thread free)",
+    unit: "ns/block",
+    reference: "best",
+    target: "≤ 1.0",
+    kind: "time",
+    program: "xthread",
+    args: (quick: boolean) => [q(quick, "20000", "1000000")],
+    key: "ns_per_block",
+    reps: 5,
+    peers: cPeers,
+  },
+  {
+    id: "larson",
+    title: "larson-like server, 2 threads",
+    unit: "ns/op",
+    reference: "best",
+    target: "≤ 1.1",
+    kind: "time",
+    program: "larson",
+    args: (quick: boolean) => ["2", q(quick, "2", "10"), q(quick, "20000", "2000000")],
+    key: "ns_per_op",
+    reps: 5,
+    peers: cPeers,
+  },
+  {
+    id: "xmalloc",
+    title: "xmalloc-like, 2+2 threads",
+    unit: "ns/block",
+    reference: "best",
+    target: "≤ 1.1",
+    kind: "time",
+    program: "xmalloc",
+    args: (quick: boolean) => ["2", q(quick, "20000", "1000000")],
+    key: "ns_per_block",
+    reps: 5,
+    peers: cPeers,
+  },
+  {
+    id: "realloc",
+    title: "realloc growth 64 B → 1 GiB",
+    unit: "ms",
+    reference: "best",
+    kind: "time",
+    program: "realloc",
+    args: (quick: boolean) => [q(quick, "4194304", "1073741824")],
+    key: "ms_per_growth",
+    reps: 3,
+    peers: cPeers,
+  },
+  {
+    id: "large",
+    title: "large 64 KiB-64 MiB alloc/touch/free",
+    unit: "µs/op",
+    reference: "best",
+    kind: "time",
+    program: "large",
+    args: (quick: boolean) => [q(quick, "4", "60")],
+    key: "us_per_op",
+    reps: 5,
+    peers: cPeers,
+  },
+  {
+    id: "rss-1m",
+    title: "peak RSS, 1M × 100 B live",
+    unit: "KiB",
+    reference: "jemalloc",
+    target: "≤ 1.1",
+    kind: "footprint",
+    program: "footprint",
+    args: (quick: boolean) => [q(quick, "10000", "1000000"), "100"],
+    key: "peak_rss_kib",
+    reps: 1,
+    peers: cPeers,
+  },
+  ...(["vmsize", "rss"] as const).map((k: "vmsize" | "rss"): RowSpec => ({
+    id: `vm-20k-${k}`,
+    title: `${k === "vmsize" ? "VmSize" : "RSS"}, 20,000 × 3000 B live`,
+    unit: "KiB",
+    reference: "best",
+    target: "≤ 2",
+    kind: "footprint",
+    program: "footprint",
+    args: (quick: boolean) => [q(quick, "2000", "20000"), "3000"],
+    key: `${k}_kib`,
+    reps: 1,
+    peers: cPeers,
+  })),
+  {
+    id: "mbind",
+    title: "mbind calls per GiB (strace)",
+    unit: "calls/GiB",
+    reference: "none",
+    target: "≤ 512",
+    kind: "strace",
+    program: "mbind",
+    args: (quick: boolean) => [q(quick, "67108864", "1073741824")],
+    key: "mbind_per_gib",
+    reps: 1,
+    peers: cPeers,
+    env: { hmalloc: { HMALLOC_POLICY: "bind:0" } },
+  },
+  {
+    id: "python-time",
+    title: "python3 objects workload, time",
+    unit: "s",
+    reference: "glibc",
+    target: "memtier ≤ 1.05",
+    kind: "python",
+    program: "py_objects.py",
+    args: (quick: boolean) => [q(quick, "0.02", "1.0")],
+    key: "seconds",
+    reps: 3,
+    peers: pyPeers,
+  },
+  {
+    id: "python-rss",
+    title: "python3 objects workload, peak RSS",
+    unit: "KiB",
+    reference: "glibc",
+    target: "memtier ≤ 1.05",
+    kind: "python",
+    program: "py_objects.py",
+    args: (quick: boolean) => [q(quick, "0.02", "1.0")],
+    key: "peak_rss_kib",
+    reps: 3,
+    peers: pyPeers,
+  },
+];
+
+/** Rows added by --instructions: callgrind counts over the timed region of the mixed workload. */
+const instructionSpecs: readonly RowSpec[] = [1, 2].map((t: number): RowSpec => ({
+  id: `mixed-${t}t-instr`,
+  title: `mixed 8 B-32 KiB, ${t} thread${t > 1 ? "s" : ""} (callgrind)`,
+  unit: "instr/op",
+  reference: "best",
+  target: "≤ 1.0",
+  kind: "callgrind",
+  program: "mixed",
+  args: (quick: boolean) => [`${t}`, q(quick, "20000", "300000")],
+  key: "instructions",
+  reps: 1,
+  peers: cPeers,
+  ops: (quick: boolean) => t * (quick ? 20000 : 300000),
+}));
+
+interface Output {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function exec(
+  cmd: string,
+  args: string[],
+  env: Record<string, string> = {},
+  timeoutMs = 900_000,
+): Promise<Output> {
+  const out = await new Deno.Command(cmd, {
+    args,
+    env,
+    cwd: root,
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(timeoutMs),
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+/** `key=value` lines (numbers only) of a workload's output. */
+export function parseKeyValues(text: string): Record<string, number> {
+  const values: Record<string, number> = {};
+  for (const m of text.matchAll(/^(\w+)=(-?[0-9.]+)\s*$/gm)) values[m[1]] = Number(m[2]);
+  return values;
+}
+
+/** Calls of mbind in an `strace -c` summary (0 when the syscall never ran). */
+export function straceCalls(summary: string, syscall: string): number {
+  for (const line of summary.split("\n")) {
+    const cols: string[] = line.trim().split(/\s+/);
+    if (cols[cols.length - 1] === syscall && cols.length >= 5) return Number(cols[3]);
+  }
+  return 0;
+}
+
+function median(xs: number[]): number {
+  const s: number[] = [...xs].sort((a: number, b: number) => a - b);
+  const m: number = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+function fail(what: string, out: Output): never {
+  const tail: string = (out.stderr.trim() || out.stdout.trim()).split("\n").slice(-3).join(" | ");
+  throw new Error(`${what} exited with ${out.code}: ${tail}`);
+}
+
+interface Context {
+  quick: boolean;
+  reps: number | null;
+  outDir: string;
+  python: string;
+}
+
+function peerEnv(peer: Peer, spec: RowSpec): Record<string, string> {
+  return {
+    ...peer.env,
+    ...(spec.env?.[peer.name] ?? {}),
+    LD_PRELOAD: peer.preload ?? "",
+  };
+}
+
+async function measureOnce(
+  spec: RowSpec,
+  peer: Peer,
+  ctx: Context,
+): Promise<Record<string, number>> {
+  const exe = `${ctx.outDir}/${spec.program}-${peer.build}`;
+  const args: string[] = spec.args(ctx.quick);
+  const reps: number = ctx.reps ?? (ctx.quick ? 1 : spec.reps);
+  const env: Record<string, string> = peerEnv(peer, spec);
+  if (spec.kind === "time" || spec.kind === "footprint") {
+    const out: Output = await exec(exe, args, { ...env, BENCH_REPS: `${reps}` });
+    if (out.code !== 0) fail(spec.program, out);
+    return parseKeyValues(out.stdout);
+  }
+  if (spec.kind === "strace") {
+    const file = `${ctx.outDir}/strace-${spec.id}-${peer.name}.txt`;
+    const setEnv: string[] = Object.entries(env).flatMap(([k, v]: [string, string]) => [
+      "-E",
+      `${k}=${v}`,
+    ]);
+    const out: Output = await exec("strace", [
+      "-f",
+      "-c",
+      "-e",
+      "trace=mbind",
+      "-o",
+      file,
+      ...setEnv,
+      exe,
+      ...args,
+    ]);
+    if (out.code !== 0) fail(`strace ${spec.program}`, out);
+    const values: Record<string, number> = parseKeyValues(out.stdout);
+    const calls: number = straceCalls(readFileSync(file, "utf8"), "mbind");
+    const counter: number = values.mbind_calls;
+    delete values.mbind_calls;
+    delete values.mbind_per_gib;
+    if (counter >= 0) values.counter_calls = counter;
+    return { mbind_per_gib: calls / values.gib, strace_calls: calls, ...values };
+  }
+  if (spec.kind === "callgrind") {
+    const dir = `${ctx.outDir}/callgrind`;
+    mkdirSync(dir, { recursive: true });
+    const base = `${spec.id}-${peer.name}.out`;
+    for (const f of readdirSync(dir)) if (f.startsWith(base)) rmSync(`${dir}/${f}`);
+    const out: Output = await exec("valgrind", [
+      "--tool=callgrind",
+      `--callgrind-out-file=${dir}/${base}`,
+      exe,
+      ...args,
+    ], { ...env, BENCH_REPS: "1" });
+    if (out.code !== 0) fail(`valgrind ${spec.program}`, out);
+    let total = 0, parts = 0;
+    for (const f of readdirSync(dir).filter((n: string) => n.startsWith(`${base}.`))) {
+      const text: string = readFileSync(`${dir}/${f}`, "utf8");
+      if (!text.includes("Client Request: bench region")) continue;
+      total += Number(/^summary: (\d+)/m.exec(text)?.[1] ?? "NaN");
+      parts++;
+    }
+    if (parts === 0) throw new Error(`no "bench region" part in ${dir}/${base}.*`);
+    return { instructions: total / (spec.ops?.(ctx.quick) ?? 1), total_instructions: total };
+  }
+  // python: /usr/bin/time around env(1), so time itself is not preloaded.
+  const seconds: number[] = [], rss: number[] = [];
+  const timeFile = `${ctx.outDir}/time-${peer.name}.txt`;
+  for (let i = 0; i < reps; i++) {
+    const setEnv: string[] = Object.entries(env).map(([k, v]: [string, string]) => `${k}=${v}`);
+    const out: Output = await exec("/usr/bin/time", [
+      "-o",
+      timeFile,
+      "-f",
+      "%e %M",
+      "env",
+      ...setEnv,
+      ctx.python,
+      `${root}/bench/${spec.program}`,
+      ...args,
+    ]);
+    if (out.code !== 0 || !out.stdout.includes("objects=")) fail(spec.program, out);
+    const [e, m] = readFileSync(timeFile, "utf8").trim().split("\n").pop()!.split(" ").map(Number);
+    seconds.push(e);
+    rss.push(m);
+  }
+  return { seconds: median(seconds), peak_rss_kib: median(rss), reps };
+}
+
+const cache = new Map<string, Promise<Record<string, number>>>();
+
+async function measure(spec: RowSpec, peer: Peer, ctx: Context): Promise<Cell> {
+  const key: string = JSON.stringify([spec.kind, spec.program, spec.args(ctx.quick), peer.name]);
+  if (!cache.has(key)) cache.set(key, measureOnce(spec, peer, ctx));
+  try {
+    const values: Record<string, number> = { ...(await cache.get(key)!) };
+    const value: number | undefined = values[spec.key];
+    delete values[spec.key];
+    if (value === undefined || !Number.isFinite(value)) {
+      return { peer: peer.name, value: null, ratio: null, extra: values, error: `no ${spec.key}` };
+    }
+    return { peer: peer.name, value, ratio: null, extra: values };
+  } catch (e: unknown) {
+    const error: string = e instanceof Error ? e.message : String(e);
+    return { peer: peer.name, value: null, ratio: null, extra: {}, error };
+  }
+}
+
+/**
+ * Hook for the Deno FFI rows (hmalloc+hfree at 64 B / 4 KiB / 1 MiB vs new ArrayBuffer): runs
+ * `deno bench --json bench/ffi_bench.ts` when that file exists; one row per bench group, one cell
+ * per bench (average ns), ratios vs the group's baseline bench.
+ */
+async function ffiRows(): Promise<RowResult[]> {
+  const file = `${root}/bench/ffi_bench.ts`;
+  if (!existsSync(file)) {
+    console.error("bench: bench/ffi_bench.ts not found, Deno FFI rows skipped (hook: ffiRows)");
+    return [];
+  }
+  const out: Output = await exec(Deno.execPath(), ["bench", "-A", "--json", file]);
+  interface Bench {
+    group?: string | null;
+    name: string;
+    baseline: boolean;
+    results: { ok?: { avg: number } }[];
+  }
+  let benches: Bench[];
+  try {
+    benches = (JSON.parse(out.stdout) as { benches: Bench[] }).benches;
+  } catch {
+    return [{
+      id: "ffi",
+      title: "Deno FFI (bench/ffi_bench.ts)",
+      unit: "ns",
+      reference: "none",
+      cells: [{ peer: "deno bench", value: null, ratio: null, extra: {}, error: out.stderr }],
+    }];
+  }
+  const groups = new Map<string, Bench[]>();
+  for (const b of benches) {
+    groups.set(b.group ?? "ffi", [...(groups.get(b.group ?? "ffi") ?? []), b]);
+  }
+  return [...groups.entries()].map(([group, bs]: [string, Bench[]]): RowResult => {
+    const baseline: Bench | undefined = bs.find((b: Bench) => b.baseline);
+    return withRatios({
+      id: `ffi-${group.replace(/[^A-Za-z0-9]+/g, "-")}`,
+      title: `Deno FFI ${group}`,
+      unit: "ns",
+      reference: baseline?.name ?? "none",
+      target: "≤ 1.0 (64 B) / ≤ 0.02 (1 MiB)",
+      cells: bs.map((b: Bench): Cell => {
+        const avg: number | undefined = b.results[0]?.ok?.avg;
+        return avg === undefined
+          ? { peer: b.name, value: null, ratio: null, extra: {}, error: "bench failed" }
+          : { peer: b.name, value: avg, ratio: null, extra: {} };
+      }),
+    }, []);
+  });
+}
+
+async function compile(outDir: string, withHmalloc: boolean): Promise<void> {
+  const jobs: Promise<void>[] = [];
+  for (const p of programs) {
+    for (const build of withHmalloc ? ["malloc", "hmalloc"] : ["malloc"]) {
+      const args: string[] = ["-O2", "-Wall", "-pthread", "-I", includeDir, `${root}/bench/${p}.c`];
+      if (build === "hmalloc") {
+        args.push("-DBENCH_HMALLOC", "-L", libDir, "-lhmalloc", `-Wl,-rpath,${libDir}`);
+      }
+      args.push("-lm", "-o", `${outDir}/${p}-${build}`);
+      jobs.push(
+        exec("gcc", args).then((o: Output) => {
+          if (o.code !== 0) fail(`gcc ${p}.c (${build})`, o);
+        }),
+      );
+    }
+  }
+  await Promise.all(jobs);
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      quick: { type: "boolean", default: false },
+      instructions: { type: "boolean", default: false },
+      rows: { type: "string" },
+      peers: { type: "string" },
+      reps: { type: "string" },
+      out: { type: "string", default: `${root}/bench/out` },
+      "no-build": { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  if (values.help) {
+    console.log(
+      readFileSync(new URL(import.meta.url), "utf8").split(" * usage:")[1].split("\n *\n")[0],
+    );
+    return 0;
+  }
+  const reps: number | null = values.reps === undefined ? null : Number(values.reps);
+  if (reps !== null && !(Number.isInteger(reps) && reps >= 1 && reps <= 64)) {
+    throw new RangeError(`--reps must be an integer 1..64, got '${values.reps}'`);
+  }
+  const outDir: string = values.out;
+  mkdirSync(outDir, { recursive: true });
+  const quick: boolean = values.quick;
+  if (!values["no-build"]) {
+    const b: Output = await exec("bash", [`${root}/scripts/build.sh`], { OPTIMIZE: "fast" });
+    if (b.code !== 0) console.error(`bench: build failed, using what is there:\n${b.stderr}`);
+  }
+  const hmallocBuilt: boolean = existsSync(`${libDir}/libhmalloc.so`);
+  await compile(outDir, hmallocBuilt);
+  const py: Output = await exec("python3", ["-c", "import sys; print(sys.executable)"]);
+  const ctx: Context = { quick, reps, outDir, python: py.stdout.trim() || "python3" };
+
+  const wantRows: string[] | null = values.rows?.split(",") ?? null;
+  const wantPeers: string[] | null = values.peers?.split(",") ?? null;
+  const specs: RowSpec[] = [...rowSpecs, ...(values.instructions ? instructionSpecs : [])]
+    .filter((s: RowSpec) => wantRows === null || wantRows.some((w: string) => s.id.startsWith(w)));
+  const external: string[] = allPeers.filter((p: Peer) => p.external).map((p: Peer) => p.name);
+  const rows: RowResult[] = [];
+  for (const spec of specs) {
+    const cells: Cell[] = [];
+    for (const name of spec.peers) {
+      if (wantPeers !== null && !wantPeers.includes(name)) continue;
+      const peer: Peer = allPeers.find((p: Peer) => p.name === name)!;
+      if (peer.preload !== undefined && !existsSync(peer.preload)) {
+        cells.push({
+          peer: name,
+          value: null,
+          ratio: null,
+          extra: {},
+          error: `no ${peer.preload}`,
+        });
+        continue;
+      }
+      const cell: Cell = await measure(spec, peer, ctx);
+      console.error(
+        `bench: ${spec.id} ${name}: ${cell.value ?? `FAILED (${cell.error})`} ${spec.unit}`,
+      );
+      cells.push(cell);
+    }
+    const { id, title, unit, reference, target } = spec;
+    rows.push(withRatios({ id, title, unit, reference, target, cells }, external));
+  }
+  if (
+    wantRows === null || wantRows.some((w: string) => "ffi".startsWith(w) || w.startsWith("ffi"))
+  ) {
+    rows.push(...await ffiRows());
+  }
+
+  const result: RunResult = {
+    date: new Date().toISOString(),
+    mode: quick ? "quick" : "full",
+    host: {
+      cpus: navigator.hardwareConcurrency,
+      kernel: Deno.osRelease(),
+      load: Deno.loadavg().map((x: number) => x.toFixed(2)).join(" "),
+    },
+    rows,
+  };
+  const table: string = formatTables(rows);
+  console.log(table);
+  const subtitle = `${result.date.slice(0, 16)} ${result.mode} run, ${result.host.cpus} CPUs, ` +
+    `kernel ${result.host.kernel}, load ${result.host.load}`;
+  await Deno.writeTextFile(`${outDir}/results.json`, JSON.stringify(result, null, 2) + "\n");
+  await Deno.writeTextFile(`${outDir}/table.txt`, table + "\n");
+  await Deno.writeTextFile(`${outDir}/bench.svg`, renderSvg(rows, subtitle));
+  const failed: number =
+    rows.flatMap((r: RowResult) => r.cells).filter((c: Cell) => c.value === null)
+      .length;
+  console.error(
+    `bench: wrote ${outDir}/results.json, table.txt, bench.svg; ${failed} failed cells`,
+  );
+  return failed === 0 ? 0 : 1;
+}
+
+if (import.meta.main) Deno.exit(await main());
