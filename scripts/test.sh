@@ -28,7 +28,7 @@ zf=$(grep -Eo '[0-9]+ failed' tests/out/zig-test.log | tail -n1 | awk '{print $1
 [ -z "$zline" ] && [ "$zrc" != 0 ] && failed=$((failed + ${zf:-1}))
 
 echo "== suite 2: deno tests"
-"$DENO" test -A --no-check=remote "$@" 2>&1 | tee tests/out/deno-test.log
+NO_COLOR=1 "$DENO" test -A --no-check=remote "$@" 2>&1 | tee tests/out/deno-test.log
 drc=${PIPESTATUS[0]}
 dline=$(grep -E '^(ok|FAILED) \| [0-9]+ passed' tests/out/deno-test.log | tail -n1)
 if [ -n "$dline" ]; then

@@ -99,6 +99,7 @@ fn poolMap(p: *Pool, addr: ?*anyopaque, length: usize, prot: c_int, flags: c_int
         report.setErrno(e);
         return map_failed;
     }
+    chunk_source.keepSmallPagesIfInterleaved(&p.policy, rc, length);
     return @ptrFromInt(rc);
 }
 
