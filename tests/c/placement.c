@@ -60,6 +60,7 @@ struct count {
 
 static void *map_array(size_t bytes)
 {
+    if (bytes == 0) bytes = 1; /* an empty set still gets a (one-page) array */
     void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) {
         perror("placement: mmap");
