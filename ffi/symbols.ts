@@ -11,7 +11,7 @@
  * @example
  * ```ts
  * import { symbols } from "./symbols.ts";
- * console.log(Object.keys(symbols).length); // 19
+ * console.log(Object.keys(symbols).length); // 21
  * ```
  *
  * @module
@@ -169,6 +169,20 @@ export const symbols = {
       "usize", // size_t size
     ],
     result: "i32", // int (length like snprintf, or -1)
+  },
+  /** `unsigned long long hm_pool_mbind_calls(hm_pool *pool)` */
+  hm_pool_mbind_calls: {
+    parameters: [
+      "pointer", // hm_pool *pool
+    ],
+    result: "u64", // unsigned long long
+  },
+  /** `unsigned long long hm_pool_mapped_bytes(hm_pool *pool)` */
+  hm_pool_mapped_bytes: {
+    parameters: [
+      "pointer", // hm_pool *pool
+    ],
+    result: "u64", // unsigned long long
   },
 
   // ---- where are my pages, and moving them ----
