@@ -1,18 +1,34 @@
 /**
- * tiermem for Deno: NUMA topology, memory tiers and "where are my pages" from sysfs and procfs,
- * and libhmalloc.so (the tier-placing allocator) located, built and opened through FFI.
+ * tiermem for Deno: place ArrayBuffers on the memory tier you choose, see where their pages are,
+ * and move them.
+ *
+ * - `buffers.ts`: `hmalloc`, `hfree`, `hrealloc`, `hmmap`, … over libhmalloc.so's default pool
+ *   (its policy comes from the launcher, `tiermem -m 2 deno run …`); freed buffers are detached.
+ * - `pool.ts`: `new Pool({ bind: [2] })` and the other policies, each pool with the same API.
+ * - `residency.ts`: `residency(buf)` (pages per node), `migrate(buf, nodes)`; for a whole
+ *   process, `processNumaUsage(pid)` from `numa_maps.ts`.
+ * - `topology.ts`: nodes, CPUs, memory, distances, memory tiers, HMAT bandwidth and latency.
+ * - `ffi/library.ts`: finding, building and opening libhmalloc.so.
  *
  * @example
  * ```ts
- * import { lowerTierNodes, processNumaUsage, readTopology } from "./mod.ts";
+ * import { hfree, lowerTierNodes, Pool, processNumaUsage, readTopology, residency } from "./mod.ts";
  * const topology = readTopology();
- * console.log(topology.nodes.map((n) => n.id), lowerTierNodes(topology));
+ * const slow = lowerTierNodes(topology); // [] on a one-tier machine
+ * using pool = new Pool(slow.length > 0 ? { bind: slow } : { bind: [0] });
+ * const cold = pool.hmalloc(4 << 20);
+ * new Uint8Array(cold).fill(1);
+ * console.log(pool.policy, residency(cold).pagesPerNode);
  * console.log(processNumaUsage("self").mibPerNode);
+ * hfree(cold);
  * ```
  *
  * @module
  */
 
+export * from "./lib/buffers.ts";
+export * from "./lib/pool.ts";
+export * from "./lib/residency.ts";
 export * from "./lib/topology.ts";
 export * from "./lib/numa_maps.ts";
 export * from "./ffi/library.ts";

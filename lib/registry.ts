@@ -1,0 +1,483 @@
+/**
+ * The TypeScript side's registry of every buffer libhmalloc.so handed out (internal: `mod.ts`
+ * does not re-export it; `buffers.ts`, `pool.ts` and `residency.ts` build on it).
+ *
+ * Why a registry at all: the C library aborts the process when `hfree`/`hrealloc` get a pointer
+ * it did not return or one already freed (hmalloc.h). A TypeScript user must never be able to
+ * reach that abort, so every ArrayBuffer we create over library memory is recorded here with its
+ * pointer, and only recorded pointers ever go back to C. An ArrayBuffer we do not know is a
+ * TypeError; a freed one has been detached (`buf.transfer()`: every view of it becomes length 0)
+ * and removed, so use-after-free reads nothing and double free is that same TypeError.
+ *
+ * Layout, chosen for the hot path `hmalloc(64)` + `hfree`:
+ * - each pool keeps `blocks: Map<ArrayBuffer, PointerObject>`; the default pool's map is looked
+ *   at first, the others (at most 63, the C library's pool slots) only on a miss. No object is
+ *   allocated per block: the Map entry holds the `PointerObject` the FFI call returned.
+ * - GC-managed blocks are in one `WeakMap` (a Map would keep them alive) and a
+ *   `FinalizationRegistry` frees them; each pool keeps `WeakRef`s to them so that destroying the
+ *   pool can detach those still reachable.
+ * - `hmmap` mappings are in one Map with their length (rare, so an object each is fine).
+ *
+ * The library is opened once, on first use (the synchronous chain: env var, local build,
+ * cache), or earlier by `loadHmalloc()` (which may build it with Zig), and is never closed: its
+ * pools own every buffer's memory.
+ *
+ * @module
+ */
+
+import {
+  type HmallocLibrary,
+  type HmallocSymbols,
+  type LocateOptions,
+  openLibrary,
+  openLibrarySync,
+} from "../ffi/library.ts";
+
+/** The opened library's functions. */
+export type Symbols = Deno.StaticForeignLibraryInterface<HmallocSymbols>;
+
+let library: HmallocLibrary | undefined;
+let functions: Symbols | undefined;
+
+/** The library's functions, opening it on first use (synchronous chain, no build). */
+export function sym(): Symbols {
+  return functions ?? openOnFirstUse();
+}
+
+function openOnFirstUse(): Symbols {
+  try {
+    library = openLibrarySync();
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    throw new Error(`${message}\nOr call \`await loadHmalloc()\` once to build it with Zig.`, {
+      cause: error,
+    });
+  }
+  functions = library.symbols;
+  openLibc();
+  return functions;
+}
+
+/** Opens the library through the whole chain (may build it) unless it is open already. */
+export async function load(options: LocateOptions = {}): Promise<HmallocLibrary> {
+  if (library !== undefined) return library;
+  const opened = await openLibrary(options);
+  if (library !== undefined) {
+    // A concurrent load (or a synchronous first use) won: keep one handle.
+    opened.close();
+    return library;
+  }
+  library = opened;
+  functions = opened.symbols;
+  openLibc();
+  return opened;
+}
+
+/** A GC-managed block: what the finalizer needs, and the weak handle its pool enumerates. */
+export interface ManagedBlock {
+  readonly pool: PoolState;
+  readonly pointer: Deno.PointerObject;
+  readonly ref: WeakRef<ArrayBuffer>;
+}
+
+/** An `hmmap` mapping. */
+export interface Mapping {
+  readonly pool: PoolState;
+  readonly pointer: Deno.PointerObject;
+  readonly length: number;
+}
+
+/** One pool's JS-side state: its C handle and the buffers it has handed out. */
+export class PoolState {
+  /** Live blocks (explicitly freed) → their pointers. */
+  readonly blocks: Map<ArrayBuffer, Deno.PointerObject> = new Map();
+  /** Weak handles of live GC-managed blocks, for {@link destroyPool}. */
+  readonly managedRefs: Set<WeakRef<ArrayBuffer>> = new Set();
+  /** Whether `hm_pool_destroy` ran. */
+  destroyed = false;
+  #pointer: Deno.PointerObject | undefined;
+
+  /** `pointer` undefined: the default pool, resolved on first use. */
+  constructor(pointer?: Deno.PointerObject) {
+    this.#pointer = pointer;
+  }
+
+  /** The `hm_pool *`. */
+  get pointer(): Deno.PointerObject {
+    return this.#pointer ??= nonNull(sym().hm_default_pool(), "hm_default_pool");
+  }
+
+  /** Whether this is the pool behind `hmalloc()`. */
+  get isDefault(): boolean {
+    return this === defaultState;
+  }
+}
+
+/** The pool behind `hmalloc()`; its policy comes from the environment. */
+export const defaultState: PoolState = new PoolState();
+const defaultBlocks: Map<ArrayBuffer, Deno.PointerObject> = defaultState.blocks;
+
+/** Live pools, the default one first. */
+export const livePools: PoolState[] = [defaultState];
+
+/** Every live GC-managed block. */
+const managed: WeakMap<ArrayBuffer, ManagedBlock> = new WeakMap();
+/** Every live mapping. */
+export const mappings: Map<ArrayBuffer, Mapping> = new Map();
+
+const finalizer: FinalizationRegistry<ManagedBlock> = new FinalizationRegistry(
+  (block: ManagedBlock): void => {
+    block.pool.managedRefs.delete(block.ref);
+    if (!block.pool.destroyed) sym().hfree(block.pointer);
+  },
+);
+
+function nonNull(pointer: Deno.PointerValue, call: string): Deno.PointerObject {
+  if (pointer === null) throw new Error(`${call} returned NULL`);
+  return pointer;
+}
+
+// ---- sizes ------------------------------------------------------------------
+
+/**
+ * Checks that `value` is a byte count (a non-negative safe integer) and returns it as the bigint
+ * the FFI's fast path wants. `what` names the argument in the RangeError.
+ */
+export function byteCount(value: number, call: string, what: string): bigint {
+  // One comparison covers the common case (0 ≤ value < 2^32, an integer).
+  if ((value >>> 0) !== value && !(Number.isSafeInteger(value) && value >= 0)) {
+    throw new RangeError(
+      `${call}: ${what} ${String(value)} is not a byte count (a non-negative safe integer)`,
+    );
+  }
+  return BigInt(value);
+}
+
+// ---- registering --------------------------------------------------------------
+
+/** Wraps a block the library just returned; RangeError (naming `call`) when it is NULL. */
+export function adoptBlock(
+  pool: PoolState,
+  pointer: Deno.PointerValue,
+  length: number,
+  call: string,
+): ArrayBuffer {
+  if (pointer === null) {
+    throw new RangeError(`${call}: out of memory for ${length} bytes`);
+  }
+  const buffer = Deno.UnsafePointerView.getArrayBuffer(pointer, length);
+  pool.blocks.set(buffer, pointer);
+  return buffer;
+}
+
+/** Turns a freshly adopted block into a GC-managed one. */
+export function manage(pool: PoolState, buffer: ArrayBuffer): ArrayBuffer {
+  const pointer = pool.blocks.get(buffer);
+  if (pointer === undefined) throw new TypeError("manage: the buffer is not a live block");
+  pool.blocks.delete(buffer);
+  const ref = new WeakRef(buffer);
+  const block: ManagedBlock = { pool, pointer, ref };
+  managed.set(buffer, block);
+  pool.managedRefs.add(ref);
+  finalizer.register(buffer, block, buffer);
+  return buffer;
+}
+
+/** Wraps a mapping the library just returned (MAP_FAILED → Error with errno). */
+export function adoptMapping(
+  pool: PoolState,
+  pointer: Deno.PointerValue,
+  length: number,
+  call: string,
+): ArrayBuffer {
+  if (pointer === null || Deno.UnsafePointer.value(pointer) === mapFailed) {
+    throw new Error(`${call}: mapping ${length} bytes failed (${errnoText()})`);
+  }
+  const buffer = Deno.UnsafePointerView.getArrayBuffer(pointer, length);
+  mappings.set(buffer, { pool, pointer, length });
+  return buffer;
+}
+
+const mapFailed = 0xffff_ffff_ffff_ffffn;
+
+// ---- allocating in a pool (buffers.ts and pool.ts share these) ---------------------
+
+/** Throws a TypeError when `pool` was destroyed. */
+export function live(pool: PoolState, call: string): PoolState {
+  if (pool.destroyed) throw new TypeError(`${call}: the pool was destroyed`);
+  return pool;
+}
+
+/** `hm_pool_malloc` (plain `hmalloc` for the default pool) → a registered buffer. */
+export function allocIn(pool: PoolState, size: number, call: string): ArrayBuffer {
+  const n = byteCount(size, call, "size");
+  const pointer = pool === defaultState
+    ? sym().hmalloc(n)
+    : sym().hm_pool_malloc(live(pool, call).pointer, n);
+  return adoptBlock(pool, pointer, size, call);
+}
+
+/** `hm_pool_calloc`: `count` × `size` zeroed bytes. */
+export function callocIn(pool: PoolState, count: number, size: number, call: string): ArrayBuffer {
+  const c = byteCount(count, call, "count");
+  const s = byteCount(size, call, "size");
+  const total = count * size;
+  if (!Number.isSafeInteger(total)) {
+    throw new RangeError(`${call}: ${count} × ${size} bytes overflows a safe integer`);
+  }
+  return adoptBlock(pool, sym().hm_pool_calloc(live(pool, call).pointer, c, s), total, call);
+}
+
+/** `hm_pool_aligned_alloc`: `alignment` must be a power of two. */
+export function alignedIn(
+  pool: PoolState,
+  alignment: number,
+  size: number,
+  call: string,
+): ArrayBuffer {
+  const a = byteCount(alignment, call, "alignment");
+  if (alignment === 0 || (a & (a - 1n)) !== 0n) {
+    throw new RangeError(`${call}: alignment ${alignment} is not a power of two`);
+  }
+  const n = byteCount(size, call, "size");
+  return adoptBlock(pool, sym().hm_pool_aligned_alloc(live(pool, call).pointer, a, n), size, call);
+}
+
+/** mmap(2) flags: MAP_SHARED, MAP_PRIVATE, MAP_ANONYMOUS. */
+const mapShared = 0x01;
+const mapPrivate = 0x02;
+const mapAnonymous = 0x20;
+/** PROT_READ | PROT_WRITE: an ArrayBuffer is always writable. */
+const protReadWrite = 0x3;
+
+/** `hm_pool_mmap` of an anonymous read-write mapping placed by the pool's policy. */
+export function mmapIn(
+  pool: PoolState,
+  length: number,
+  shared: boolean,
+  call: string,
+): ArrayBuffer {
+  const n = byteCount(length, call, "length");
+  if (length === 0) throw new RangeError(`${call}: length 0 (mmap(2) maps at least one byte)`);
+  const flags = (shared ? mapShared : mapPrivate) | mapAnonymous;
+  const pointer = sym().hm_pool_mmap(
+    live(pool, call).pointer,
+    null,
+    n,
+    protReadWrite,
+    flags,
+    -1,
+    0n,
+  );
+  return adoptMapping(pool, pointer, length, call);
+}
+
+// ---- looking up and releasing ---------------------------------------------------
+
+/** A live block found by {@link findBlock}. */
+export interface FoundBlock {
+  pool: PoolState;
+  pointer: Deno.PointerObject;
+  managed: ManagedBlock | undefined;
+}
+
+/**
+ * The pool and pointer of a live block (explicit or GC-managed), or a TypeError naming `call`
+ * and the buffer: not an ArrayBuffer, detached (already freed), an `hmmap` mapping, or not ours.
+ */
+export function findBlock(buffer: ArrayBuffer, call: string): FoundBlock {
+  for (let i = 0; i < livePools.length; i++) {
+    const pool = livePools[i];
+    const pointer = pool.blocks.get(buffer);
+    if (pointer !== undefined) return { pool, pointer, managed: undefined };
+  }
+  const block = managed.get(buffer);
+  if (block !== undefined) return { pool: block.pool, pointer: block.pointer, managed: block };
+  throw notOurs(buffer, call, "hmalloc");
+}
+
+/**
+ * Frees a live block: detaches the buffer (every view goes to length 0), forgets it, then calls
+ * `hfree`. Throws the TypeError of {@link findBlock} for anything else, before touching C.
+ */
+export function freeBlock(buffer: ArrayBuffer): void {
+  // Hot path: an explicit block of the default pool.
+  const pointer = defaultBlocks.get(buffer);
+  if (pointer !== undefined) {
+    defaultBlocks.delete(buffer);
+    buffer.transfer(0);
+    sym().hfree(pointer);
+    return;
+  }
+  const found = findBlock(buffer, "hfree");
+  forget(buffer, found);
+  buffer.transfer(0);
+  sym().hfree(found.pointer);
+}
+
+/** Removes a found block from the registry (it stays allocated in C). */
+export function forget(buffer: ArrayBuffer, found: FoundBlock): void {
+  if (found.managed === undefined) {
+    found.pool.blocks.delete(buffer);
+    return;
+  }
+  managed.delete(buffer);
+  found.pool.managedRefs.delete(found.managed.ref);
+  finalizer.unregister(buffer);
+}
+
+/** Frees a live block, returning false (and doing nothing) for anything else. */
+export function tryFreeBlock(buffer: ArrayBuffer): boolean {
+  if (buffer.detached) return false;
+  let found: FoundBlock;
+  try {
+    found = findBlock(buffer, "dispose");
+  } catch {
+    return false;
+  }
+  forget(buffer, found);
+  buffer.transfer(0);
+  sym().hfree(found.pointer);
+  return true;
+}
+
+/** A live block freed (if still live) when its `using` scope ends. */
+export function scopedBlock(buffer: ArrayBuffer): { readonly buffer: ArrayBuffer } & Disposable {
+  return {
+    buffer,
+    [Symbol.dispose](): void {
+      tryFreeBlock(buffer);
+    },
+  };
+}
+
+/** The mapping behind `buffer`, or a TypeError naming `call`. */
+export function findMapping(buffer: ArrayBuffer, call: string): Mapping {
+  const mapping = mappings.get(buffer);
+  if (mapping === undefined) throw notOurs(buffer, call, "hmmap");
+  return mapping;
+}
+
+/** Unmaps a live mapping after detaching its buffer; Error with errno if munmap fails. */
+export function unmap(buffer: ArrayBuffer, mapping: Mapping): void {
+  mappings.delete(buffer);
+  buffer.transfer(0);
+  if (sym().hmunmap(mapping.pointer, BigInt(mapping.length)) !== 0) {
+    throw new Error(`hmunmap: munmap of ${mapping.length} bytes failed (${errnoText()})`);
+  }
+}
+
+/**
+ * Destroys a pool: detaches every live buffer of it (blocks, reachable GC-managed blocks,
+ * mappings, which are unmapped), stops their finalizers, then `hm_pool_destroy`.
+ */
+export function destroyPool(pool: PoolState): void {
+  if (pool.destroyed) return;
+  if (pool.isDefault) throw new TypeError("the default pool lives as long as the process");
+  for (const buffer of pool.blocks.keys()) buffer.transfer(0);
+  pool.blocks.clear();
+  for (const ref of pool.managedRefs) {
+    const buffer = ref.deref();
+    if (buffer === undefined) continue;
+    managed.delete(buffer);
+    finalizer.unregister(buffer);
+    buffer.transfer(0);
+  }
+  pool.managedRefs.clear();
+  for (const [buffer, mapping] of mappings) {
+    if (mapping.pool === pool) unmap(buffer, mapping);
+  }
+  pool.destroyed = true;
+  livePools.splice(livePools.indexOf(pool), 1);
+  sym().hm_pool_destroy(pool.pointer);
+}
+
+/** The TypeError for a buffer `call` cannot take; `kind` is what `call` wants. */
+function notOurs(buffer: unknown, call: string, kind: "hmalloc" | "hmmap"): TypeError {
+  if (!(buffer instanceof ArrayBuffer)) {
+    const got = buffer === null
+      ? "null"
+      : typeof buffer === "object"
+      ? (buffer as object).constructor?.name ?? "object"
+      : typeof buffer;
+    const hint = ArrayBuffer.isView(buffer) ? " (pass its .buffer)" : "";
+    return new TypeError(`${call}: expected an ArrayBuffer from ${kind}, got ${got}${hint}`);
+  }
+  if (buffer.detached) {
+    return new TypeError(
+      `${call}: the ArrayBuffer is detached (already freed, or its pool destroyed)`,
+    );
+  }
+  const name = `ArrayBuffer(${buffer.byteLength})`;
+  if (kind === "hmalloc" && mappings.has(buffer)) {
+    return new TypeError(`${call}: ${name} came from hmmap; release it with hmunmap`);
+  }
+  if (kind === "hmmap" && isBlock(buffer)) {
+    return new TypeError(`${call}: ${name} came from hmalloc; free it with hfree`);
+  }
+  return new TypeError(`${call}: ${name} was not allocated by tiermem's ${kind}`);
+}
+
+/** Whether `buffer` is a live block (explicit or GC-managed) of any pool. */
+export function isBlock(buffer: ArrayBuffer): boolean {
+  if (managed.has(buffer)) return true;
+  for (let i = 0; i < livePools.length; i++) {
+    if (livePools[i].blocks.has(buffer)) return true;
+  }
+  return false;
+}
+
+/** The pointer of a live block or mapping, or undefined. */
+export function pointerOf(buffer: ArrayBuffer): Deno.PointerObject | undefined {
+  for (let i = 0; i < livePools.length; i++) {
+    const pointer = livePools[i].blocks.get(buffer);
+    if (pointer !== undefined) return pointer;
+  }
+  return managed.get(buffer)?.pointer ?? mappings.get(buffer)?.pointer;
+}
+
+// ---- errno --------------------------------------------------------------------
+
+const errnoNames: Record<number, string> = {
+  1: "EPERM",
+  12: "ENOMEM",
+  13: "EACCES",
+  14: "EFAULT",
+  16: "EBUSY",
+  19: "ENODEV",
+  22: "EINVAL",
+  28: "ENOSPC",
+  38: "ENOSYS",
+};
+
+/** `ENOMEM (12)`-style text for an errno value. */
+export function errnoName(errno: number): string {
+  return `${errnoNames[errno] ?? "errno"} (${errno})`;
+}
+
+let libc: Deno.DynamicLibrary<{ __errno_location: { parameters: []; result: "pointer" } }> | null =
+  null;
+
+/**
+ * Opens libc for `__errno_location` (not part of hmalloc.h) together with the library, so that
+ * reading errno after a failed call does not first run a dlopen that could change it.
+ */
+function openLibc(): void {
+  try {
+    libc ??= Deno.dlopen("libc.so.6", { __errno_location: { parameters: [], result: "pointer" } });
+  } catch {
+    // errno then reads as "errno unknown"; nothing else depends on it.
+  }
+}
+
+/** This thread's errno right after a failed call, as text. */
+export function errnoText(): string {
+  try {
+    if (libc === null) return "errno unknown";
+    const location = libc.symbols.__errno_location();
+    if (location === null) return "errno unknown";
+    return errnoName(new Deno.UnsafePointerView(location).getInt32());
+  } catch {
+    return "errno unknown";
+  }
+}
