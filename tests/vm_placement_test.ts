@@ -164,7 +164,9 @@ function results(): Promise<Map<string, VmStepResult>> {
       );
     }
     const run: VmRun = await runInVm(scripts, { cwd: repoRoot, stepTimeoutSec: 600 });
-    console.log(`VM: one boot, ${steps.length} steps, ${(run.bootMs / 1000).toFixed(1)} s`);
+    const perStep = steps.map((st: Step, i: number) => `${st.key} ${run.steps[i].ms} ms`);
+    const bootS = (run.bootMs / 1000).toFixed(1);
+    console.log(`VM: one boot, ${steps.length} steps, ${bootS} s (guest: ${perStep.join(", ")})`);
     if (run.rc === 125) throw new Error(`the VM failed:\n${run.harness}`);
     return new Map(steps.map((s: Step, i: number) => [s.key, run.steps[i]]));
   })();
