@@ -233,9 +233,12 @@ export class Pool implements Disposable {
     return this.#state.destroyed;
   }
 
-  /** Live explicit blocks of this pool (not counting GC-managed blocks and mappings). */
+  /**
+   * Live blocks of this pool: explicit ones, and GC-managed ones not yet finalized (mappings not
+   * counted).
+   */
   get liveBlocks(): number {
-    return this.#state.blocks.size;
+    return this.#state.blocks.size + this.#state.managedRefs.size;
   }
 
   /** mbind calls made for this pool's memory so far (one per chunk, huge block or mapping). */
