@@ -242,8 +242,27 @@ pub fn allocate(size: usize, alignment: usize, zeroed: bool) ?[*]u8 {
 
 inline fn allocFrom(p: *Pool, size: usize, alignment: usize, zeroed: bool) ?[*]u8 {
     if (zeroed) return p.allocZeroed(1, size);
-    if (alignment > 0) return p.allocAligned(alignment, size);
+    if (alignment > 0) return p.allocAligned(pageRunAlignment(size, alignment), size);
     return p.alloc(size);
+}
+
+/// Pool.allocAligned hands an alignment between 16 B and a page to its page-run
+/// allocator as `alignment / page_bytes` = 0 pages when the padded size is over
+/// the small classes, and Chunk.allocRun then loops forever (alignForward by 0
+/// gives 0). A page run is page aligned anyway, so ask for a page.
+/// Remove once pool.zig passes @max(alignment, page_bytes) itself.
+inline fn pageRunAlignment(size: usize, alignment: usize) usize {
+    if (alignment <= size_class.min_alignment_bytes or alignment >= size_class.page_size_bytes) return alignment;
+    const padded = std.mem.alignForward(usize, @max(size, 1), alignment);
+    return if (padded > size_class.small_max_bytes) size_class.page_size_bytes else alignment;
+}
+
+test "aligned requests that become page runs ask for page alignment" {
+    try std.testing.expectEqual(@as(usize, 64), pageRunAlignment(100, 64));
+    try std.testing.expectEqual(@as(usize, 8), pageRunAlignment(1 << 20, 8));
+    try std.testing.expectEqual(size_class.page_size_bytes, pageRunAlignment(32960, 64));
+    try std.testing.expectEqual(size_class.page_size_bytes, pageRunAlignment(size_class.small_max_bytes + 1, 256));
+    try std.testing.expectEqual(@as(usize, 1 << 16), pageRunAlignment(100, 1 << 16));
 }
 
 inline fn usableFor(block: [*]u8, size: usize, alignment: usize) usize {
