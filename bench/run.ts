@@ -14,7 +14,7 @@
  *   --instructions  add callgrind instruction counts for the mixed rows (repeatable numbers)
  *   --rows          only rows whose id starts with one of these (mixed,xthread,larson,...)
  *   --peers         only these peers
- *   --reps          repetitions per workload (default 5, realloc 3, python 3; quick 1)
+ *   --reps          repetitions per workload (default 5, realloc 3, python 5; quick 1)
  *   --out           output directory (default bench/out)
  *   --no-build      do not run scripts/build.sh first
  *
@@ -34,275 +34,17 @@ import {
   withRatios,
 } from "./report.ts";
 
-const root: string = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
-const libDir: string = Deno.env.get("TIERMEM_LIB_DIR") ?? `${root}/zig-src/zig-out/lib`;
-const includeDir: string = `${root}/zig-src/zig-out/include`;
-const sysLib = "/usr/lib/x86_64-linux-gnu";
-/** One DRAM tier: the memtier interposers serve every block from DRAM. */
-const dramTier = "KIND:DRAM,RATIO:1;POLICY:STATIC_RATIO";
-/** C workloads of bench/, each built twice. */
-const programs: readonly string[] = [
-  "mixed",
-  "xthread",
-  "larson",
-  "xmalloc",
-  "realloc",
-  "large",
-  "footprint",
-  "mbind",
-];
-
-/** An allocator under test and how a process gets it. */
-interface Peer {
-  name: string;
-  /** A competitor (the `best` reference ranges over these), not ours. */
-  external: boolean;
-  build: "malloc" | "hmalloc";
-  /** Library to LD_PRELOAD, if any. */
-  preload?: string;
-  env: Record<string, string>;
-}
-
-const allPeers: readonly Peer[] = [
-  { name: "glibc", external: true, build: "malloc", env: {} },
-  {
-    name: "jemalloc",
-    external: true,
-    build: "malloc",
-    preload: `${sysLib}/libjemalloc.so.2`,
-    env: {},
-  },
-  {
-    name: "mimalloc",
-    external: true,
-    build: "malloc",
-    preload: `${sysLib}/libmimalloc.so.2`,
-    env: {},
-  },
-  {
-    name: "tcmalloc",
-    external: true,
-    build: "malloc",
-    preload: `${sysLib}/libtcmalloc_minimal.so.4`,
-    env: {},
-  },
-  { name: "hmalloc", external: false, build: "hmalloc", env: {} },
-  {
-    name: "memtier",
-    external: false,
-    build: "malloc",
-    preload: `${libDir}/libmemtier.so`,
-    env: { MEMKIND_MEM_TIERS: dramTier },
-  },
-  {
-    name: "memkind",
-    external: false,
-    build: "malloc",
-    preload: `${sysLib}/libmemtier.so.0`,
-    env: { MEMKIND_MEM_TIERS: dramTier },
-  },
-];
-const cPeers: readonly string[] = [
-  "glibc",
-  "jemalloc",
-  "mimalloc",
-  "tcmalloc",
-  "hmalloc",
-  "memtier",
-];
-const pyPeers: readonly string[] = [
-  "glibc",
-  "jemalloc",
-  "mimalloc",
-  "tcmalloc",
-  "memtier",
-  "memkind",
-];
-
-/** How a row's number is obtained. */
-type Kind = "time" | "footprint" | "strace" | "python" | "callgrind";
-
-/** One row of the table: a workload, its arguments, and which printed key is the number. */
-interface RowSpec {
-  id: string;
-  title: string;
-  unit: string;
-  reference: string;
-  target?: string;
-  kind: Kind;
-  program: string;
-  args: (quick: boolean) => string[];
-  key: string;
-  reps: number;
-  peers: readonly string[];
-  /** Extra environment per peer name. */
-  env?: Record<string, Record<string, string>>;
-  /** callgrind rows: operations in the counted region (instructions per op = total / this). */
-  ops?: (quick: boolean) => number;
-}
-
-const q = (quick: boolean, small: string, full: string): string => quick ? small : full;
-
-const rowSpecs: readonly RowSpec[] = [
-  ...[1, 2].map((t: number): RowSpec => ({
-    id: `mixed-${t}t`,
-    title: `mixed 8 B-32 KiB, ${t} thread${t > 1 ? "s" : ""}`,
-    unit: "ns/op",
-    reference: "best",
-    target: "≤ 1.0",
-    kind: "time",
-    program: "mixed",
-    args: (quick: boolean) => [`${t}`, q(quick, "20000", "5000000")],
-    key: "ns_per_op",
-    reps: 5,
-    peers: cPeers,
-  })),
-  {
-    id: "xthread",
-    title: "producer/consumer (cross-thread free)",
-    unit: "ns/block",
-    reference: "best",
-    target: "≤ 1.0",
-    kind: "time",
-    program: "xthread",
-    args: (quick: boolean) => [q(quick, "20000", "1000000")],
-    key: "ns_per_block",
-    reps: 5,
-    peers: cPeers,
-  },
-  {
-    id: "larson",
-    title: "larson-like server, 2 threads",
-    unit: "ns/op",
-    reference: "best",
-    target: "≤ 1.1",
-    kind: "time",
-    program: "larson",
-    args: (quick: boolean) => ["2", q(quick, "2", "10"), q(quick, "20000", "2000000")],
-    key: "ns_per_op",
-    reps: 5,
-    peers: cPeers,
-  },
-  {
-    id: "xmalloc",
-    title: "xmalloc-like, 2+2 threads",
-    unit: "ns/block",
-    reference: "best",
-    target: "≤ 1.1",
-    kind: "time",
-    program: "xmalloc",
-    args: (quick: boolean) => ["2", q(quick, "20000", "1000000")],
-    key: "ns_per_block",
-    reps: 5,
-    peers: cPeers,
-  },
-  {
-    id: "realloc",
-    title: "realloc growth 64 B → 1 GiB",
-    unit: "ms",
-    reference: "best",
-    kind: "time",
-    program: "realloc",
-    args: (quick: boolean) => [q(quick, "4194304", "1073741824")],
-    key: "ms_per_growth",
-    reps: 3,
-    peers: cPeers,
-  },
-  {
-    id: "large",
-    title: "large 64 KiB-64 MiB alloc/touch/free",
-    unit: "µs/op",
-    reference: "best",
-    kind: "time",
-    program: "large",
-    args: (quick: boolean) => [q(quick, "4", "60")],
-    key: "us_per_op",
-    reps: 5,
-    peers: cPeers,
-  },
-  {
-    id: "rss-1m",
-    title: "peak RSS, 1M × 100 B live",
-    unit: "KiB",
-    reference: "jemalloc",
-    target: "≤ 1.1",
-    kind: "footprint",
-    program: "footprint",
-    args: (quick: boolean) => [q(quick, "10000", "1000000"), "100"],
-    key: "peak_rss_kib",
-    reps: 1,
-    peers: cPeers,
-  },
-  ...(["vmsize", "rss"] as const).map((k: "vmsize" | "rss"): RowSpec => ({
-    id: `vm-20k-${k}`,
-    title: `${k === "vmsize" ? "VmSize" : "RSS"}, 20,000 × 3000 B live`,
-    unit: "KiB",
-    reference: "best",
-    target: "≤ 2",
-    kind: "footprint",
-    program: "footprint",
-    args: (quick: boolean) => [q(quick, "2000", "20000"), "3000"],
-    key: `${k}_kib`,
-    reps: 1,
-    peers: cPeers,
-  })),
-  {
-    id: "mbind",
-    title: "mbind calls per GiB (strace)",
-    unit: "calls/GiB",
-    reference: "none",
-    target: "≤ 512",
-    kind: "strace",
-    program: "mbind",
-    args: (quick: boolean) => [q(quick, "67108864", "1073741824")],
-    key: "mbind_per_gib",
-    reps: 1,
-    peers: cPeers,
-    env: { hmalloc: { HMALLOC_POLICY: "bind:0" } },
-  },
-  {
-    id: "python-time",
-    title: "python3 objects workload, time",
-    unit: "s",
-    reference: "glibc",
-    target: "memtier ≤ 1.05",
-    kind: "python",
-    program: "py_objects.py",
-    args: (quick: boolean) => [q(quick, "0.02", "1.0")],
-    key: "seconds",
-    reps: 3,
-    peers: pyPeers,
-  },
-  {
-    id: "python-rss",
-    title: "python3 objects workload, peak RSS",
-    unit: "KiB",
-    reference: "glibc",
-    target: "memtier ≤ 1.05",
-    kind: "python",
-    program: "py_objects.py",
-    args: (quick: boolean) => [q(quick, "0.02", "1.0")],
-    key: "peak_rss_kib",
-    reps: 3,
-    peers: pyPeers,
-  },
-];
-
-/** Rows added by --instructions: callgrind counts over the timed region of the mixed workload. */
-const instructionSpecs: readonly RowSpec[] = [1, 2].map((t: number): RowSpec => ({
-  id: `mixed-${t}t-instr`,
-  title: `mixed 8 B-32 KiB, ${t} thread${t > 1 ? "s" : ""} (callgrind)`,
-  unit: "instr/op",
-  reference: "best",
-  target: "≤ 1.0",
-  kind: "callgrind",
-  program: "mixed",
-  args: (quick: boolean) => [`${t}`, q(quick, "20000", "300000")],
-  key: "instructions",
-  reps: 1,
-  peers: cPeers,
-  ops: (quick: boolean) => t * (quick ? 20000 : 300000),
-}));
+import {
+  allPeers,
+  includeDir,
+  instructionSpecs,
+  libDir,
+  type Peer,
+  programs,
+  root,
+  type RowSpec,
+  rowSpecs,
+} from "./rows.ts";
 
 interface Output {
   code: number;
@@ -360,6 +102,8 @@ interface Context {
   reps: number | null;
   outDir: string;
   python: string;
+  /** Whether a peer was selected (--peers). */
+  selected: (peer: string) => boolean;
 }
 
 function peerEnv(peer: Peer, spec: RowSpec): Record<string, string> {
@@ -432,28 +176,71 @@ async function measureOnce(
     if (parts === 0) throw new Error(`no "bench region" part in ${dir}/${base}.*`);
     return { instructions: total / (spec.ops?.(ctx.quick) ?? 1), total_instructions: total };
   }
-  // python: /usr/bin/time around env(1), so time itself is not preloaded.
-  const seconds: number[] = [], rss: number[] = [];
+  pythonRuns ??= pythonAll(spec, ctx);
+  const r: Record<string, number> | Error | undefined = (await pythonRuns).get(peer.name);
+  if (r instanceof Error) throw r;
+  if (r === undefined) throw new Error(`python workload not run for ${peer.name}`);
+  return r;
+}
+
+/** One python run: [seconds, peak RSS KiB] from /usr/bin/time around env(1) (time not preloaded). */
+async function pythonOnce(spec: RowSpec, peer: Peer, ctx: Context): Promise<[number, number]> {
+  const setEnv: string[] = Object.entries(peerEnv(peer, spec)).map(([k, v]: [string, string]) =>
+    `${k}=${v}`
+  );
   const timeFile = `${ctx.outDir}/time-${peer.name}.txt`;
+  const out: Output = await exec("/usr/bin/time", [
+    "-o",
+    timeFile,
+    "-f",
+    "%e %M",
+    "env",
+    ...setEnv,
+    ctx.python,
+    `${root}/bench/${spec.program}`,
+    ...spec.args(ctx.quick),
+  ]);
+  if (out.code !== 0 || !out.stdout.includes("objects=")) fail(spec.program, out);
+  const [e, m] = readFileSync(timeFile, "utf8").trim().split("\n").pop()!.split(" ").map(Number);
+  return [e, m];
+}
+
+let pythonRuns: Promise<Map<string, Record<string, number> | Error>> | null = null;
+
+/**
+ * The python workload for every selected peer, repetition by repetition with the peers
+ * interleaved, so a burst of noise from the machine's other users hits them all alike; medians.
+ */
+async function pythonAll(
+  spec: RowSpec,
+  ctx: Context,
+): Promise<Map<string, Record<string, number> | Error>> {
+  const reps: number = ctx.reps ?? (ctx.quick ? 1 : spec.reps);
+  const peers: Peer[] = spec.peers.filter(ctx.selected)
+    .map((n: string) => allPeers.find((p: Peer) => p.name === n)!)
+    .filter((p: Peer) => p.preload === undefined || existsSync(p.preload));
+  const samples = new Map<string, [number[], number[]]>();
+  const results = new Map<string, Record<string, number> | Error>();
   for (let i = 0; i < reps; i++) {
-    const setEnv: string[] = Object.entries(env).map(([k, v]: [string, string]) => `${k}=${v}`);
-    const out: Output = await exec("/usr/bin/time", [
-      "-o",
-      timeFile,
-      "-f",
-      "%e %M",
-      "env",
-      ...setEnv,
-      ctx.python,
-      `${root}/bench/${spec.program}`,
-      ...args,
-    ]);
-    if (out.code !== 0 || !out.stdout.includes("objects=")) fail(spec.program, out);
-    const [e, m] = readFileSync(timeFile, "utf8").trim().split("\n").pop()!.split(" ").map(Number);
-    seconds.push(e);
-    rss.push(m);
+    for (const peer of peers) {
+      if (results.has(peer.name)) continue;
+      try {
+        const [e, m] = await pythonOnce(spec, peer, ctx);
+        const s: [number[], number[]] = samples.get(peer.name) ?? [[], []];
+        s[0].push(e);
+        s[1].push(m);
+        samples.set(peer.name, s);
+      } catch (err: unknown) {
+        results.set(peer.name, err instanceof Error ? err : new Error(String(err)));
+      }
+    }
   }
-  return { seconds: median(seconds), peak_rss_kib: median(rss), reps };
+  for (const [name, [e, m]] of samples) {
+    if (!results.has(name)) {
+      results.set(name, { seconds: median(e), peak_rss_kib: median(m), reps });
+    }
+  }
+  return results;
 }
 
 const cache = new Map<string, Promise<Record<string, number>>>();
@@ -510,18 +297,22 @@ async function ffiRows(): Promise<RowResult[]> {
     groups.set(b.group ?? "ffi", [...(groups.get(b.group ?? "ffi") ?? []), b]);
   }
   return [...groups.entries()].map(([group, bs]: [string, Bench[]]): RowResult => {
+    // "hmalloc(64 B) + hfree" → "hmalloc + hfree": the same column in every group.
+    const label = (name: string): string =>
+      name.replace(`(${group})`, "").replace(`, ${group})`, ")").trim();
     const baseline: Bench | undefined = bs.find((b: Bench) => b.baseline);
+    const targets: Record<string, string> = { "64 B": "hmalloc ≤ 1.0", "1 MiB": "hmalloc ≤ 0.02" };
     return withRatios({
       id: `ffi-${group.replace(/[^A-Za-z0-9]+/g, "-")}`,
-      title: `Deno FFI ${group}`,
+      title: `Deno FFI, ${group}`,
       unit: "ns",
-      reference: baseline?.name ?? "none",
-      target: "≤ 1.0 (64 B) / ≤ 0.02 (1 MiB)",
+      reference: baseline === undefined ? "none" : label(baseline.name),
+      target: targets[group],
       cells: bs.map((b: Bench): Cell => {
         const avg: number | undefined = b.results[0]?.ok?.avg;
         return avg === undefined
-          ? { peer: b.name, value: null, ratio: null, extra: {}, error: "bench failed" }
-          : { peer: b.name, value: avg, ratio: null, extra: {} };
+          ? { peer: label(b.name), value: null, ratio: null, extra: {}, error: "bench failed" }
+          : { peer: label(b.name), value: avg, ratio: null, extra: {} };
       }),
     }, []);
   });
@@ -580,10 +371,15 @@ async function main(): Promise<number> {
   const hmallocBuilt: boolean = existsSync(`${libDir}/libhmalloc.so`);
   await compile(outDir, hmallocBuilt);
   const py: Output = await exec("python3", ["-c", "import sys; print(sys.executable)"]);
-  const ctx: Context = { quick, reps, outDir, python: py.stdout.trim() || "python3" };
-
   const wantRows: string[] | null = values.rows?.split(",") ?? null;
   const wantPeers: string[] | null = values.peers?.split(",") ?? null;
+  const ctx: Context = {
+    quick,
+    reps,
+    outDir,
+    python: py.stdout.trim() || "python3",
+    selected: (peer: string) => wantPeers === null || wantPeers.includes(peer),
+  };
   const specs: RowSpec[] = [...rowSpecs, ...(values.instructions ? instructionSpecs : [])]
     .filter((s: RowSpec) => wantRows === null || wantRows.some((w: string) => s.id.startsWith(w)));
   const external: string[] = allPeers.filter((p: Peer) => p.external).map((p: Peer) => p.name);

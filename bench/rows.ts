@@ -1,0 +1,281 @@
+/**
+ * What the benchmark suite measures: the peers (allocators and how a process gets each) and the
+ * rows (a workload, its full and quick arguments, the printed key that is the row's number, its
+ * reference and the issue's target). bench/run.ts runs them.
+ *
+ * @example
+ * ```ts
+ * import { rowSpecs } from "./rows.ts";
+ * console.log(rowSpecs.map((r) => r.id).join(" "));
+ * ```
+ */
+
+export const root: string = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+export const libDir: string = Deno.env.get("TIERMEM_LIB_DIR") ?? `${root}/zig-src/zig-out/lib`;
+export const includeDir: string = `${root}/zig-src/zig-out/include`;
+const sysLib = "/usr/lib/x86_64-linux-gnu";
+/** One DRAM tier: the memtier interposers serve every block from DRAM. */
+const dramTier = "KIND:DRAM,RATIO:1;POLICY:STATIC_RATIO";
+/** C workloads of bench/, each built twice. */
+export const programs: readonly string[] = [
+  "mixed",
+  "xthread",
+  "larson",
+  "xmalloc",
+  "realloc",
+  "large",
+  "footprint",
+  "mbind",
+];
+
+/** An allocator under test and how a process gets it. */
+export interface Peer {
+  name: string;
+  /** A competitor (the `best` reference ranges over these), not ours. */
+  external: boolean;
+  build: "malloc" | "hmalloc";
+  /** Library to LD_PRELOAD, if any. */
+  preload?: string;
+  env: Record<string, string>;
+}
+
+export const allPeers: readonly Peer[] = [
+  { name: "glibc", external: true, build: "malloc", env: {} },
+  {
+    name: "jemalloc",
+    external: true,
+    build: "malloc",
+    preload: `${sysLib}/libjemalloc.so.2`,
+    env: {},
+  },
+  {
+    name: "mimalloc",
+    external: true,
+    build: "malloc",
+    preload: `${sysLib}/libmimalloc.so.2`,
+    env: {},
+  },
+  {
+    name: "tcmalloc",
+    external: true,
+    build: "malloc",
+    preload: `${sysLib}/libtcmalloc_minimal.so.4`,
+    env: {},
+  },
+  { name: "hmalloc", external: false, build: "hmalloc", env: {} },
+  {
+    name: "memtier",
+    external: false,
+    build: "malloc",
+    preload: `${libDir}/libmemtier.so`,
+    env: { MEMKIND_MEM_TIERS: dramTier },
+  },
+  {
+    name: "memkind",
+    external: false,
+    build: "malloc",
+    preload: `${sysLib}/libmemtier.so.0`,
+    env: { MEMKIND_MEM_TIERS: dramTier },
+  },
+];
+const cPeers: readonly string[] = [
+  "glibc",
+  "jemalloc",
+  "mimalloc",
+  "tcmalloc",
+  "hmalloc",
+  "memtier",
+];
+const pyPeers: readonly string[] = [
+  "glibc",
+  "jemalloc",
+  "mimalloc",
+  "tcmalloc",
+  "memtier",
+  "memkind",
+];
+
+/** How a row's number is obtained. */
+export type Kind = "time" | "footprint" | "strace" | "python" | "callgrind";
+
+/** One row of the table: a workload, its arguments, and which printed key is the number. */
+export interface RowSpec {
+  id: string;
+  title: string;
+  unit: string;
+  reference: string;
+  target?: string;
+  kind: Kind;
+  program: string;
+  args: (quick: boolean) => string[];
+  key: string;
+  reps: number;
+  peers: readonly string[];
+  /** Extra environment per peer name. */
+  env?: Record<string, Record<string, string>>;
+  /** callgrind rows: operations in the counted region (instructions per op = total / this). */
+  ops?: (quick: boolean) => number;
+}
+
+const q = (quick: boolean, small: string, full: string): string => quick ? small : full;
+
+export const rowSpecs: readonly RowSpec[] = [
+  ...[1, 2].map((t: number): RowSpec => ({
+    id: `mixed-${t}t`,
+    title: `mixed 8 B-32 KiB, ${t} thread${t > 1 ? "s" : ""}`,
+    unit: "ns/op",
+    reference: "best",
+    target: "≤ 1.0",
+    kind: "time",
+    program: "mixed",
+    args: (quick: boolean) => [`${t}`, q(quick, "20000", "5000000")],
+    key: "ns_per_op",
+    reps: 5,
+    peers: cPeers,
+  })),
+  {
+    id: "xthread",
+    title: "producer/consumer (cross-thread free)",
+    unit: "ns/block",
+    reference: "best",
+    target: "≤ 1.0",
+    kind: "time",
+    program: "xthread",
+    args: (quick: boolean) => [q(quick, "20000", "1000000")],
+    key: "ns_per_block",
+    reps: 5,
+    peers: cPeers,
+  },
+  {
+    id: "larson",
+    title: "larson-like server, 2 threads",
+    unit: "ns/op",
+    reference: "best",
+    target: "≤ 1.1",
+    kind: "time",
+    program: "larson",
+    args: (quick: boolean) => ["2", q(quick, "2", "10"), q(quick, "20000", "2000000")],
+    key: "ns_per_op",
+    reps: 5,
+    peers: cPeers,
+  },
+  {
+    id: "xmalloc",
+    title: "xmalloc-like, 2+2 threads",
+    unit: "ns/block",
+    reference: "best",
+    target: "≤ 1.1",
+    kind: "time",
+    program: "xmalloc",
+    args: (quick: boolean) => ["2", q(quick, "20000", "1000000")],
+    key: "ns_per_block",
+    reps: 5,
+    peers: cPeers,
+  },
+  {
+    id: "realloc",
+    title: "realloc growth 64 B → 1 GiB",
+    unit: "ms",
+    reference: "best",
+    kind: "time",
+    program: "realloc",
+    args: (quick: boolean) => [q(quick, "4194304", "1073741824")],
+    key: "ms_per_growth",
+    reps: 3,
+    peers: cPeers,
+  },
+  {
+    id: "large",
+    title: "large 64 KiB-64 MiB alloc/touch/free",
+    unit: "µs/op",
+    reference: "best",
+    kind: "time",
+    program: "large",
+    args: (quick: boolean) => [q(quick, "4", "60")],
+    key: "us_per_op",
+    reps: 5,
+    peers: cPeers,
+  },
+  {
+    id: "rss-1m",
+    title: "peak RSS, 1M × 100 B live",
+    unit: "KiB",
+    reference: "jemalloc",
+    target: "≤ 1.1",
+    kind: "footprint",
+    program: "footprint",
+    args: (quick: boolean) => [q(quick, "10000", "1000000"), "100"],
+    key: "peak_rss_kib",
+    reps: 1,
+    peers: cPeers,
+  },
+  ...(["vmsize", "rss"] as const).map((k: "vmsize" | "rss"): RowSpec => ({
+    id: `vm-20k-${k}`,
+    title: `${k === "vmsize" ? "VmSize" : "RSS"}, 20,000 × 3000 B live`,
+    unit: "KiB",
+    reference: "best",
+    target: "≤ 2",
+    kind: "footprint",
+    program: "footprint",
+    args: (quick: boolean) => [q(quick, "2000", "20000"), "3000"],
+    key: `${k}_kib`,
+    reps: 1,
+    peers: cPeers,
+  })),
+  {
+    id: "mbind",
+    title: "mbind calls per GiB (strace)",
+    unit: "calls/GiB",
+    reference: "none",
+    target: "≤ 512",
+    kind: "strace",
+    program: "mbind",
+    args: (quick: boolean) => [q(quick, "67108864", "1073741824")],
+    key: "mbind_per_gib",
+    reps: 1,
+    peers: cPeers,
+    env: { hmalloc: { HMALLOC_POLICY: "bind:0" } },
+  },
+  {
+    id: "python-time",
+    title: "python3 objects workload, time",
+    unit: "s",
+    reference: "glibc",
+    target: "memtier ≤ 1.05",
+    kind: "python",
+    program: "py_objects.py",
+    args: (quick: boolean) => [q(quick, "0.02", "1.0")],
+    key: "seconds",
+    reps: 5,
+    peers: pyPeers,
+  },
+  {
+    id: "python-rss",
+    title: "python3 objects workload, peak RSS",
+    unit: "KiB",
+    reference: "glibc",
+    target: "memtier ≤ 1.05",
+    kind: "python",
+    program: "py_objects.py",
+    args: (quick: boolean) => [q(quick, "0.02", "1.0")],
+    key: "peak_rss_kib",
+    reps: 5,
+    peers: pyPeers,
+  },
+];
+
+/** Rows added by --instructions: callgrind counts over the timed region of the mixed workload. */
+export const instructionSpecs: readonly RowSpec[] = [1, 2].map((t: number): RowSpec => ({
+  id: `mixed-${t}t-instr`,
+  title: `mixed 8 B-32 KiB, ${t} thread${t > 1 ? "s" : ""} (callgrind)`,
+  unit: "instr/op",
+  reference: "best",
+  target: "≤ 1.0",
+  kind: "callgrind",
+  program: "mixed",
+  args: (quick: boolean) => [`${t}`, q(quick, "20000", "300000")],
+  key: "instructions",
+  reps: 1,
+  peers: cPeers,
+  ops: (quick: boolean) => t * (quick ? 20000 : 300000),
+}));
