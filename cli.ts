@@ -34,6 +34,7 @@ import {
   parseHmctlArgs,
 } from "./lib/hmctl_options.ts";
 import { launch, LaunchError } from "./lib/launch.ts";
+import { runMemtier } from "./lib/memtier_launch.ts";
 import { readNodeTopology } from "./lib/node_list.ts";
 import { runTopologyView, runUsageView } from "./lib/views.ts";
 
@@ -45,6 +46,7 @@ export type Subcommand = (args: string[]) => Promise<number>;
  * each added here as one line, e.g. `["topology", topology.run]`, once it exists.
  */
 const SUBCOMMANDS: ReadonlyMap<string, Subcommand> = new Map<string, Subcommand>([
+  ["memtier", runMemtier],
   ["topology", runTopologyView],
   ["usage", runUsageView],
 ]);
