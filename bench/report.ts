@@ -147,7 +147,15 @@ const palette: Record<string, string> = {
   memtier: "#9467bd",
   memkind: "#8c564b",
 };
-const spare: string[] = ["#17becf", "#bcbd22", "#e377c2", "#7f7f7f", "#393b79", "#637939"];
+const spare: string[] = [
+  "#393b79",
+  "#17becf",
+  "#bcbd22",
+  "#e377c2",
+  "#637939",
+  "#e7969c",
+  "#843c39",
+];
 
 function escapeXml(s: string): string {
   return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
@@ -161,18 +169,28 @@ export function renderSvg(rows: RowResult[], subtitle: string): string {
   const peers: string[] = [];
   for (const r of charted) for (const c of r.cells) if (!peers.includes(c.peer)) peers.push(c.peer);
   const color = (p: string): string =>
-    palette[p] ?? spare[(peers.indexOf(p) - Object.keys(palette).length + 64) % spare.length];
+    palette[p] ?? spare[peers.filter((x: string) => !(x in palette)).indexOf(p) % spare.length];
   const ratios: number[] = charted.flatMap((r: RowResult) =>
     r.cells.filter((c: Cell) => c.ratio !== null && c.ratio > 0).map((c: Cell) => c.ratio as number)
   );
   const lo: number = Math.pow(2, Math.floor(Math.log2(Math.min(0.25, ...ratios))));
   const hi: number = Math.pow(2, Math.ceil(Math.log2(Math.max(4, ...ratios))));
-  const labelW = 300, plotW = 560, barH = 9, groupGap = 14, top = 60, legendH = 24;
+  const labelW = 300, plotW = 560, barH = 9, groupGap = 14, top = 60, lineH = 18;
+  const width: number = labelW + plotW + 60;
+  // Legend items flow left to right and wrap at the chart's width.
+  const legend: { peer: string; x: number; line: number }[] = [];
+  let lx = 10, line = 0;
+  for (const p of peers) {
+    const w: number = 24 + p.length * 7;
+    if (lx + w > width - 10 && lx > 10) [lx, line] = [10, line + 1];
+    legend.push({ peer: p, x: lx, line });
+    lx += w;
+  }
   const x = (r: number): number =>
     labelW + (Math.log2(r) - Math.log2(lo)) / (Math.log2(hi) - Math.log2(lo)) * plotW;
   const heights: number[] = charted.map((r: RowResult) => r.cells.length * barH + groupGap);
   const plotH: number = heights.reduce((a: number, b: number) => a + b, 0);
-  const width: number = labelW + plotW + 60, height: number = top + plotH + 40 + legendH;
+  const height: number = top + plotH + 30 + (line + 1) * lineH;
   const out: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" ` +
     `viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="11">`,
@@ -186,7 +204,9 @@ export function renderSvg(rows: RowResult[], subtitle: string): string {
     out.push(
       `<line x1="${tx.toFixed(1)}" y1="${top - 6}" x2="${tx.toFixed(1)}" y2="${top + plotH}" ` +
         `stroke="${t === 1 ? "#000" : "#ddd"}" stroke-width="${t === 1 ? 1.5 : 1}"/>`,
-      `<text x="${tx.toFixed(1)}" y="${top + plotH + 14}" text-anchor="middle">${t}</text>`,
+      `<text x="${tx.toFixed(1)}" y="${top + plotH + 14}" text-anchor="middle">${
+        t >= 1 ? t : `1/${1 / t}`
+      }</text>`,
     );
   }
   let y: number = top;
@@ -215,14 +235,12 @@ export function renderSvg(rows: RowResult[], subtitle: string): string {
     }
     y += groupGap;
   }
-  let lx: number = 10;
-  const ly: number = top + plotH + 34;
-  for (const p of peers) {
+  for (const item of legend) {
+    const ly: number = top + plotH + 34 + item.line * lineH;
     out.push(
-      `<rect x="${lx}" y="${ly - 9}" width="10" height="10" fill="${color(p)}"/>`,
-      `<text x="${lx + 14}" y="${ly}">${escapeXml(p)}</text>`,
+      `<rect x="${item.x}" y="${ly - 9}" width="10" height="10" fill="${color(item.peer)}"/>`,
+      `<text x="${item.x + 14}" y="${ly}">${escapeXml(item.peer)}</text>`,
     );
-    lx += 24 + p.length * 7;
   }
   out.push(`</svg>`);
   return out.join("\n") + "\n";
