@@ -238,7 +238,7 @@ export class Pool implements Disposable {
    * counted).
    */
   get liveBlocks(): number {
-    return this.#state.blocks.size + this.#state.managedRefs.size;
+    return this.#state.liveCount + this.#state.managedRefs.size;
   }
 
   /** mbind calls made for this pool's memory so far (one per chunk, huge block or mapping). */

@@ -85,6 +85,18 @@ Deno.test("freeing a buffer hmalloc did not hand out is a TypeError naming it", 
   assert.throws(() => hmallocUsableSize(new ArrayBuffer(8)), TypeError);
 });
 
+Deno.test("a copy of a live buffer is not freeable, and the registry is invisible to reflection", () => {
+  const buf = hmalloc(16);
+  new Uint8Array(buf).fill(4);
+  const copy = structuredClone(buf);
+  const sliced = buf.slice(0);
+  assert.equal(new Uint8Array(copy)[15], 4);
+  assert.throws(() => hfree(copy), { name: "TypeError", message: /not allocated/ });
+  assert.throws(() => hfree(sliced), { name: "TypeError", message: /not allocated/ });
+  assert.deepEqual(Reflect.ownKeys(buf), []);
+  hfree(buf);
+});
+
 Deno.test("hmalloc(0) gives a unique zero-length block that frees once", () => {
   const a = hmalloc(0);
   const b = hmalloc(0);

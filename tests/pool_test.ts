@@ -130,6 +130,23 @@ Deno.test("destroy detaches every live buffer of the pool, and only of that pool
   other.destroy();
 });
 
+Deno.test("destroy detaches exactly the blocks still live after frees in any order", () => {
+  const pool = new Pool({ bind: [0] });
+  const blocks = Array.from({ length: 500 }, (_, i: number) => pool.hmalloc(16 + (i % 50)));
+  const freed = new Set<number>();
+  for (let i = 0; i < 500; i += 1 + (i % 3)) {
+    const j = (i * 7919) % 500;
+    if (freed.has(j)) continue;
+    hfree(blocks[j]);
+    freed.add(j);
+  }
+  assert.equal(pool.liveBlocks, 500 - freed.size);
+  blocks.forEach((buf: ArrayBuffer, i: number) => assert.equal(buf.detached, freed.has(i)));
+  pool.destroy();
+  blocks.forEach((buf: ArrayBuffer) => assert.equal(buf.detached, true));
+  assert.equal(pool.liveBlocks, 0);
+});
+
 Deno.test("using disposes the pool at the end of its scope", () => {
   let buf: ArrayBuffer;
   let outer: Pool;
