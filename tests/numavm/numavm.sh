@@ -44,6 +44,7 @@ check() {
   [ -x /bin/busybox ] && file_is_static /bin/busybox ||
     { echo "static /bin/busybox not found (apt-get install busybox-static)"; return 3; }
   [ -n "$kver" ] || { echo "no kernel with both /boot/vmlinuz-* and /lib/modules/*/modules.dep"; return 3; }
+  [ -e "/boot/vmlinuz-$kver" ] || { echo "no kernel image /boot/vmlinuz-$kver"; return 3; }
   [ -r "/boot/vmlinuz-$kver" ] || { echo "/boot/vmlinuz-$kver not readable (run as root?)"; return 3; }
   [ -f "/lib/modules/$kver/modules.dep" ] || { echo "/lib/modules/$kver has no modules.dep"; return 3; }
   version_ge "${kver%%[-+]*}" "$MIN_KERNEL" ||
