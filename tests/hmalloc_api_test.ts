@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { buildCProgram } from "./c_programs.ts";
+import { buildCProgram, libDir } from "./c_programs.ts";
 
 const decoder = new TextDecoder();
 
@@ -83,3 +83,13 @@ for (const [misuseCase, message] of Object.entries(misuse)) {
     assert(!r.stdout.includes("not detected"));
   });
 }
+
+Deno.test("hmalloc API: dlclose does not unload the library under threads that used it", async () => {
+  const exe = await buildCProgram("dlclose_threads", {
+    hmalloc: false,
+    extra: ["-pthread", "-ldl"],
+  });
+  const r = await run(exe, [`${libDir}/libhmalloc.so`]);
+  assert.equal(r.code, 0, `signal ${r.signal}: ${r.stdout}${r.stderr}`);
+  assert.match(r.stdout, /^survived$/m);
+});

@@ -21,7 +21,27 @@ comptime {
 }
 
 fn constructor() callconv(.c) void {
+    pinLoaded();
     _ = registry.defaultPool();
+}
+
+const DlInfo = extern struct {
+    fname: ?[*:0]const u8,
+    fbase: ?*anyopaque,
+    sname: ?[*:0]const u8,
+    saddr: ?*anyopaque,
+};
+extern "c" fn dladdr(address: *const anyopaque, info: *DlInfo) c_int;
+
+/// Makes dlclose() of this library a no-op (RTLD_NODELETE). Threads that
+/// used hmalloc have a pthread key destructor pointing into this library, and
+/// pools' memory outlives any handle: unmapping the code would crash those
+/// threads at exit (seen with Deno, which dlcloses FFI libraries).
+fn pinLoaded() void {
+    var info: DlInfo = undefined;
+    if (dladdr(@ptrCast(&constructor), &info) == 0) return;
+    const path = info.fname orelse return;
+    _ = std.c.dlopen(path, .{ .NOW = true, .NOLOAD = true, .NODELETE = true });
 }
 export const hmalloc_init_array linksection(".init_array") = &constructor;
 
