@@ -19,6 +19,7 @@ PACKAGES=(
   libjemalloc2 libjemalloc-dev libmimalloc2.0 libtcmalloc-minimal4 libmemkind-dev
   numactl valgrind strace
   qemu-system-x86 busybox-static kmod cpio xz-utils gzip
+  clang libclang-rt-14-dev
 )
 MIN_KERNEL=6.9
 BACKPORTS=/etc/apt/sources.list.d/backports.sources
