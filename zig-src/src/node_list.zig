@@ -25,6 +25,8 @@
 //! Errors carry the offending token as offsets into the text and a reason,
 //! so every caller prints the same one-liner, e.g.
 //!     invalid node list "0-x": bad token "x"
+//! Quoted input is escaped (`"`, `\`, control bytes as `\n`, `\x1b`: see
+//! `Quoted`), so a message is always one printable line.
 //! Reasons and their texts (`Error.describe`):
 //!     empty node list
 //!     nothing after "!+"                      (prefix without nodes)
@@ -72,20 +74,20 @@ pub const Error = struct {
         const t = e.token(text);
         return switch (e.reason) {
             .empty => bufPrint(buf, "empty node list", .{}),
-            .nothing_after_prefix => bufPrint(buf, "nothing after \"{s}\"", .{t}),
+            .nothing_after_prefix => bufPrint(buf, "nothing after {f}", .{ quoted(t) }),
             .empty_element => bufPrint(buf, "empty element at offset {d}", .{e.start}),
-            .bad_token => bufPrint(buf, "bad token \"{s}\"", .{t}),
-            .out_of_range => bufPrint(buf, "node \"{s}\" is out of range (max {d})", .{ t, max_nodes - 1 }),
-            .reversed_range => bufPrint(buf, "reversed range \"{s}\"", .{t}),
-            .relative_beyond => bufPrint(buf, "relative node \"{s}\" is beyond the {d} allowed nodes", .{ t, e.limit }),
-            .selects_nothing => bufPrint(buf, "\"{s}\" selects no node", .{t}),
+            .bad_token => bufPrint(buf, "bad token {f}", .{ quoted(t) }),
+            .out_of_range => bufPrint(buf, "node {f} is out of range (max {d})", .{ quoted(t), max_nodes - 1 }),
+            .reversed_range => bufPrint(buf, "reversed range {f}", .{ quoted(t) }),
+            .relative_beyond => bufPrint(buf, "relative node {f} is beyond the {d} allowed nodes", .{ quoted(t), e.limit }),
+            .selects_nothing => bufPrint(buf, "{f} selects no node", .{ quoted(t) }),
         };
     }
 
     /// The whole line: `invalid node list "0-x": bad token "x"`.
     pub fn message(e: Error, text: []const u8, buf: []u8) []const u8 {
         var reason_buf: [160]u8 = undefined;
-        return bufPrint(buf, "invalid node list \"{s}\": {s}", .{ text, e.describe(text, &reason_buf) });
+        return bufPrint(buf, "invalid node list {f}: {s}", .{ quoted(text), e.describe(text, &reason_buf) });
     }
 
     /// The same error with offsets moved by `offset` (the list was a part of a longer text).
@@ -180,6 +182,33 @@ fn number(text: []const u8, start: usize, stop: usize, relative: bool, allowed: 
 
 fn fail(start: usize, end: usize, reason: Reason) Result {
     return .{ .err = .{ .start = start, .end = end, .reason = reason } };
+}
+
+/// `"text"` for messages: `"`, `\` and control bytes escaped (`\n`, `\x1b`)
+/// so a message stays one printable line whatever the input held (a
+/// newline in HMALLOC_POLICY, a terminal escape). The same escapes as
+/// tier_spec.zig, but never shortened: a long value is cut only where the
+/// caller's message buffer ends. Print with `{f}`.
+pub const Quoted = struct {
+    text: []const u8,
+
+    pub fn format(q: Quoted, w: *std.Io.Writer) std.Io.Writer.Error!void {
+        try w.writeByte('"');
+        for (q.text) |c| switch (c) {
+            '"' => try w.writeAll("\\\""),
+            '\\' => try w.writeAll("\\\\"),
+            '\n' => try w.writeAll("\\n"),
+            '\r' => try w.writeAll("\\r"),
+            '\t' => try w.writeAll("\\t"),
+            0...8, 11...12, 14...31, 127 => try w.print("\\x{x:0>2}", .{c}),
+            else => try w.writeByte(c),
+        };
+        try w.writeByte('"');
+    }
+};
+
+pub fn quoted(text: []const u8) Quoted {
+    return .{ .text = text };
 }
 
 fn bufPrint(buf: []u8, comptime fmt: []const u8, args: anytype) []const u8 {
@@ -294,6 +323,15 @@ test "a message longer than its buffer is cut, not lost" {
     var small: [12]u8 = undefined;
     const e = parse("0-x", four).err;
     try testing.expectEqualStrings("invalid node", e.message("0-x", &small));
+}
+
+test "control bytes and quotes in the input are escaped: one printable line" {
+    var buf: [200]u8 = undefined;
+    const text = "0,\n\x1b[31m";
+    const e = parse(text, four).err;
+    try testing.expectEqualStrings("invalid node list \"0,\\n\\x1b[31m\": bad token \"\\n\\x1b[31m\"", e.message(text, &buf));
+    const q = parse("\"\\", four).err;
+    try testing.expectEqualStrings("bad token \"\\\"\\\\\"", q.describe("\"\\", &buf));
 }
 
 test "shifted errors point into the longer text" {

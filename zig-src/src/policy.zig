@@ -68,6 +68,7 @@ const linux = std.os.linux;
 const assert = std.debug.assert;
 const node_mask = @import("node_mask.zig");
 const node_list = @import("node_list.zig");
+const quoted = node_list.quoted;
 const sysfs = @import("sysfs.zig");
 const numa = @import("numa_syscalls.zig");
 const mpol = numa.mpol;
@@ -147,13 +148,13 @@ pub const ParseError = struct {
         const t = e.token(spec);
         return switch (e.reason) {
             .empty => print(buf, "empty policy", .{}),
-            .unknown_mode => print(buf, "unknown mode \"{s}\" (" ++ mode_names ++ ")", .{t}),
-            .default_takes_no_nodes => print(buf, "default takes no nodes: \"{s}\"", .{t}),
+            .unknown_mode => print(buf, "unknown mode {f} (" ++ mode_names ++ ")", .{ quoted(t) }),
+            .default_takes_no_nodes => print(buf, "default takes no nodes: {f}", .{ quoted(t) }),
             .needs_nodes => print(buf, "{s} needs nodes, e.g. \"{s}:0\"", .{ e.mode.name(), e.mode.name() }),
-            .preferred_needs_one => print(buf, "preferred takes exactly one node, \"{s}\" names {d}", .{ t, e.count }),
-            .bad_weight => print(buf, "bad weight \"{s}\" (1-255)", .{t}),
-            .missing_weight => print(buf, "missing \"=WEIGHT\" in \"{s}\"", .{t}),
-            .duplicate_node => print(buf, "node \"{s}\" is given twice", .{t}),
+            .preferred_needs_one => print(buf, "preferred takes exactly one node, {f} names {d}", .{ quoted(t), e.count }),
+            .bad_weight => print(buf, "bad weight {f} (1-255)", .{ quoted(t) }),
+            .missing_weight => print(buf, "missing \"=WEIGHT\" in {f}", .{ quoted(t) }),
+            .duplicate_node => print(buf, "node {f} is given twice", .{ quoted(t) }),
             .node_list => e.list.describe(spec, buf),
         };
     }
@@ -422,7 +423,7 @@ fn listError(e: node_list.Error) ParseResult {
 
 /// `invalid policy "SPEC": REASON`, cut to fit, NUL-terminated.
 fn writeLine(message: []u8, spec: []const u8, reason: []const u8) void {
-    const line = print(message[0 .. message.len - 1], "invalid policy \"{s}\": {s}", .{ spec, reason });
+    const line = print(message[0 .. message.len - 1], "invalid policy {f}: {s}", .{ quoted(spec), reason });
     message[line.len] = 0;
 }
 

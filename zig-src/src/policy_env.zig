@@ -12,7 +12,9 @@
 //! process's own policy, exactly like malloc's.
 //!
 //! A bad value stops the program: one line on fd 2 naming the variable, its
-//! value and the bad token, then exit status 2. The lines (after `hmalloc: `):
+//! value and the bad token, then exit status 2. Quoted values are escaped
+//! (`"`, `\`, control bytes as `\n`, `\x1b`; node_list.Quoted), so the line
+//! stays one line. The lines (after `hmalloc: `):
 //!   HMALLOC_POLICY="SPEC": REASON                 (policy.zig's texts, e.g.)
 //!   HMALLOC_POLICY="bind:0-x": bad token "x"
 //!   HMALLOC_POLICY="bind:9": node 9 is not online
@@ -45,6 +47,7 @@ const assert = std.debug.assert;
 const policy_mod = @import("policy.zig");
 const node_mask = @import("node_mask.zig");
 const sysfs = @import("sysfs.zig");
+const quoted = @import("node_list.zig").quoted;
 const Policy = policy_mod.Policy;
 const Mode = policy_mod.Mode;
 const NodeMask = node_mask.NodeMask;
@@ -131,7 +134,7 @@ fn fromReference(vars: Variables, buf: []u8) ReferenceResult {
         return refError("HMALLOC_NODEMASK", mask_text, "HMALLOC_MPOL_MODE is not set");
     };
     const number = parseDecimal(mode_text) orelse
-        return refError("HMALLOC_MPOL_MODE", mode_text, print(buf, "bad token \"{s}\"" ++ mode_hint, .{mode_text}));
+        return refError("HMALLOC_MPOL_MODE", mode_text, print(buf, "bad token {f}" ++ mode_hint, .{ quoted(mode_text) }));
     const mode = Mode.fromMpol(number) orelse
         return refError("HMALLOC_MPOL_MODE", mode_text, print(buf, "unknown mode {d}" ++ mode_hint, .{number}));
     const mask_text = vars.nodemask orelse {
@@ -139,12 +142,12 @@ fn fromReference(vars: Variables, buf: []u8) ReferenceResult {
         return refError("HMALLOC_MPOL_MODE", mode_text, "HMALLOC_NODEMASK is not set");
     };
     const mask = parseDecimal(mask_text) orelse
-        return refError("HMALLOC_NODEMASK", mask_text, print(buf, "bad token \"{s}\" (a decimal mask of nodes 0-63)", .{mask_text}));
+        return refError("HMALLOC_NODEMASK", mask_text, print(buf, "bad token {f} (a decimal mask of nodes 0-63)", .{ quoted(mask_text) }));
     if (mode == .default) return refError("HMALLOC_NODEMASK", mask_text, "default takes no nodes");
     if (mask == 0) return refError("HMALLOC_NODEMASK", mask_text, "selects no node");
     const nodes = NodeMask.fromU64(mask);
     if (mode == .preferred and nodes.count() != 1)
-        return refError("HMALLOC_NODEMASK", mask_text, print(buf, "preferred takes exactly one node, \"{s}\" names {d}", .{ mask_text, nodes.count() }));
+        return refError("HMALLOC_NODEMASK", mask_text, print(buf, "preferred takes exactly one node, {f} names {d}", .{ quoted(mask_text), nodes.count() }));
     return .{ .ok = .{ .mode = mode, .nodes = nodes } };
 }
 
@@ -161,7 +164,7 @@ fn parseDecimal(text: []const u8) ?u64 {
 
 /// `VARIABLE="VALUE": REASON`, cut to fit, NUL-terminated.
 fn fail(message: []u8, variable: []const u8, value: []const u8, reason: []const u8) Error {
-    const line = print(message[0 .. message.len - 1], "{s}=\"{s}\": {s}", .{ variable, value, reason });
+    const line = print(message[0 .. message.len - 1], "{s}={f}: {s}", .{ variable, quoted(value), reason });
     message[line.len] = 0;
     return error.InvalidPolicy;
 }
@@ -212,6 +215,9 @@ test "the reference's HMALLOC_NODEMASK and HMALLOC_MPOL_MODE" {
 test "bad HMALLOC_POLICY: one line naming the variable and the token" {
     try expectMessage(.{ .policy = "bind:0-x" }, "HMALLOC_POLICY=\"bind:0-x\": bad token \"x\"");
     try expectMessage(.{ .policy = "" }, "HMALLOC_POLICY=\"\": empty policy");
+    // A newline in the value stays escaped: the error is still one line.
+    try expectMessage(.{ .policy = "bind:0\n" }, "HMALLOC_POLICY=\"bind:0\\n\": bad token \"0\\n\"");
+    try expectMessage(.{ .nodemask = "1\x1b", .mpol_mode = "2" }, "HMALLOC_NODEMASK=\"1\\x1b\": bad token \"1\\x1b\" (a decimal mask of nodes 0-63)");
     try expectMessage(.{ .policy = "bind:1024" }, "HMALLOC_POLICY=\"bind:1024\": node \"1024\" is out of range (max 1023)");
     if (!(sysfs.onlineNodes() orelse NodeMask.single(0)).isSet(9))
         try expectMessage(.{ .policy = "bind:9" }, "HMALLOC_POLICY=\"bind:9\": node 9 is not online");
