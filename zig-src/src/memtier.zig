@@ -147,7 +147,7 @@ fn load() void {
     }
     // After registry.zig's handlers (registered with the default pool, above): our parent
     // handler runs after its one, our child handler after the child's privatize.
-    if (has_file_tier) _ = std.c.pthread_atfork(forkPrepare, forkParent, forkChild);
+    if (tier_count > 1) _ = std.c.pthread_atfork(forkPrepare, forkParent, forkChild);
     for (tiers[0..tier_count], 0..) |t, i| logInfo("tier {d}: {s}, ratio {d}", .{ i, t.kind.name(), t.ratio });
 }
 
@@ -216,7 +216,10 @@ fn getenv(name: [*:0]const u8) ?[]const u8 {
     return std.mem.span(value);
 }
 
-// ---- fork with FS_DAX tiers ------------------------------------------------------
+// ---- fork ---------------------------------------------------------------------------
+//
+// `shared_lock` is taken around fork like the pools' locks (registry.zig): a thread of the
+// parent settling its ledger at the fork would leave it locked in the child for ever.
 //
 // An FS_DAX heap is a MAP_SHARED file mapping: after fork() the child copies it into private
 // pages (registry.zig's child handler, chunk_source.privatize). That copy must be of the heap
@@ -236,12 +239,16 @@ var fork_lock: std.c.pthread_mutex_t = .{};
 
 fn forkPrepare() callconv(.c) void {
     _ = std.c.pthread_mutex_lock(&fork_lock);
+    _ = std.c.pthread_mutex_lock(&shared_lock);
+    fork_pipe = .{ -1, -1 };
+    if (!has_file_tier) return;
     var fds: [2]i32 = undefined;
     const rc = linux.pipe2(&fds, .{ .CLOEXEC = true });
-    fork_pipe = if (linux.errno(rc) == .SUCCESS) fds else .{ -1, -1 };
+    if (linux.errno(rc) == .SUCCESS) fork_pipe = fds;
 }
 
 fn forkParent() callconv(.c) void {
+    _ = std.c.pthread_mutex_unlock(&shared_lock);
     if (fork_pipe[0] >= 0) {
         _ = linux.close(fork_pipe[1]);
         var byte: u8 = 0;
@@ -261,6 +268,7 @@ fn forkChild() callconv(.c) void {
         _ = linux.close(fork_pipe[1]);
     }
     fork_pipe = .{ -1, -1 };
+    shared_lock = .{};
     fork_lock = .{};
     // The child's heap is private now (registry.zig made its pools anonymous).
     has_file_tier = false;
