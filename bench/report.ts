@@ -53,6 +53,8 @@ export interface RunResult {
   date: string;
   mode: "full" | "quick";
   host: { cpus: number; kernel: string; load: string };
+  /** Set when our libraries look like a debug build. */
+  buildWarning: string | null;
   rows: RowResult[];
 }
 

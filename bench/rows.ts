@@ -34,8 +34,10 @@ export interface Peer {
   /** A competitor (the `best` reference ranges over these), not ours. */
   external: boolean;
   build: "malloc" | "hmalloc";
-  /** Library to LD_PRELOAD, if any. */
+  /** Library to LD_PRELOAD, if any: an absolute path, or for our libraries (`ours`) a file name
+   * in the run's snapshot of the build (bench/out/lib). */
   preload?: string;
+  ours?: boolean;
   env: Record<string, string>;
 }
 
@@ -67,7 +69,8 @@ export const allPeers: readonly Peer[] = [
     name: "memtier",
     external: false,
     build: "malloc",
-    preload: `${libDir}/libmemtier.so`,
+    preload: "libmemtier.so",
+    ours: true,
     env: { MEMKIND_MEM_TIERS: dramTier },
   },
   {

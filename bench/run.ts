@@ -24,7 +24,7 @@
  * ```
  */
 import { parseArgs } from "node:util";
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import {
   type Cell,
   formatTables,
@@ -102,16 +102,46 @@ interface Context {
   reps: number | null;
   outDir: string;
   python: string;
+  /** Snapshot of our built libraries for this run (bench/out/lib). */
+  libDir: string;
   /** Whether a peer was selected (--peers). */
   selected: (peer: string) => boolean;
 }
 
-function peerEnv(peer: Peer, spec: RowSpec): Record<string, string> {
+/** The library a peer preloads ("" for none). */
+function preloadPath(peer: Peer, ctx: Context): string {
+  if (peer.preload === undefined) return "";
+  return peer.ours ? `${ctx.libDir}/${peer.preload}` : peer.preload;
+}
+
+function peerEnv(peer: Peer, spec: RowSpec, ctx: Context): Record<string, string> {
   return {
     ...peer.env,
     ...(spec.env?.[peer.name] ?? {}),
-    LD_PRELOAD: peer.preload ?? "",
+    LD_PRELOAD: preloadPath(peer, ctx),
   };
+}
+
+/**
+ * Copies our libraries into `${outDir}/lib` so that a rebuild by someone else during the run (a
+ * debug build, say) cannot change what is measured halfway; warns when the copy looks like a
+ * debug build (Zig's std.debug.assert survives as a function only there).
+ */
+async function snapshotLibraries(outDir: string): Promise<string | null> {
+  const dir = `${outDir}/lib`;
+  mkdirSync(dir, { recursive: true });
+  let warning: string | null = null;
+  for (const name of ["libhmalloc.so", "libmemtier.so"]) {
+    if (!existsSync(`${libDir}/${name}`)) continue;
+    copyFileSync(`${libDir}/${name}`, `${dir}/${name}`);
+    const nm: Output = await exec("nm", ["--defined-only", `${dir}/${name}`]);
+    if (/\sdebug\.assert\b/.test(nm.stdout)) {
+      warning = `${name} looks like a debug build (debug.assert is a function): ` +
+        "numbers of hmalloc/memtier are not those of the fast build";
+      console.error(`bench: WARNING ${warning}`);
+    }
+  }
+  return warning;
 }
 
 async function measureOnce(
@@ -122,7 +152,7 @@ async function measureOnce(
   const exe = `${ctx.outDir}/${spec.program}-${peer.build}`;
   const args: string[] = spec.args(ctx.quick);
   const reps: number = ctx.reps ?? (ctx.quick ? 1 : spec.reps);
-  const env: Record<string, string> = peerEnv(peer, spec);
+  const env: Record<string, string> = peerEnv(peer, spec, ctx);
   if (spec.kind === "time" || spec.kind === "footprint") {
     const out: Output = await exec(exe, args, { ...env, BENCH_REPS: `${reps}` });
     if (out.code !== 0) fail(spec.program, out);
@@ -185,9 +215,9 @@ async function measureOnce(
 
 /** One python run: [seconds, peak RSS KiB] from /usr/bin/time around env(1) (time not preloaded). */
 async function pythonOnce(spec: RowSpec, peer: Peer, ctx: Context): Promise<[number, number]> {
-  const setEnv: string[] = Object.entries(peerEnv(peer, spec)).map(([k, v]: [string, string]) =>
-    `${k}=${v}`
-  );
+  const setEnv: string[] = Object.entries(peerEnv(peer, spec, ctx)).map((
+    [k, v]: [string, string],
+  ) => `${k}=${v}`);
   const timeFile = `${ctx.outDir}/time-${peer.name}.txt`;
   const out: Output = await exec("/usr/bin/time", [
     "-o",
@@ -218,7 +248,7 @@ async function pythonAll(
   const reps: number = ctx.reps ?? (ctx.quick ? 1 : spec.reps);
   const peers: Peer[] = spec.peers.filter(ctx.selected)
     .map((n: string) => allPeers.find((p: Peer) => p.name === n)!)
-    .filter((p: Peer) => p.preload === undefined || existsSync(p.preload));
+    .filter((p: Peer) => p.preload === undefined || existsSync(preloadPath(p, ctx)));
   const samples = new Map<string, [number[], number[]]>();
   const results = new Map<string, Record<string, number> | Error>();
   for (let i = 0; i < reps; i++) {
@@ -318,13 +348,13 @@ async function ffiRows(): Promise<RowResult[]> {
   });
 }
 
-async function compile(outDir: string, withHmalloc: boolean): Promise<void> {
+async function compile(outDir: string, ourLibDir: string, withHmalloc: boolean): Promise<void> {
   const jobs: Promise<void>[] = [];
   for (const p of programs) {
     for (const build of withHmalloc ? ["malloc", "hmalloc"] : ["malloc"]) {
       const args: string[] = ["-O2", "-Wall", "-pthread", "-I", includeDir, `${root}/bench/${p}.c`];
       if (build === "hmalloc") {
-        args.push("-DBENCH_HMALLOC", "-L", libDir, "-lhmalloc", `-Wl,-rpath,${libDir}`);
+        args.push("-DBENCH_HMALLOC", "-L", ourLibDir, "-lhmalloc", `-Wl,-rpath,${ourLibDir}`);
       }
       args.push("-lm", "-o", `${outDir}/${p}-${build}`);
       jobs.push(
@@ -368,8 +398,9 @@ async function main(): Promise<number> {
     const b: Output = await exec("bash", [`${root}/scripts/build.sh`], { OPTIMIZE: "fast" });
     if (b.code !== 0) console.error(`bench: build failed, using what is there:\n${b.stderr}`);
   }
-  const hmallocBuilt: boolean = existsSync(`${libDir}/libhmalloc.so`);
-  await compile(outDir, hmallocBuilt);
+  const buildWarning: string | null = await snapshotLibraries(outDir);
+  const ourLibDir = `${outDir}/lib`;
+  await compile(outDir, ourLibDir, existsSync(`${ourLibDir}/libhmalloc.so`));
   const py: Output = await exec("python3", ["-c", "import sys; print(sys.executable)"]);
   const wantRows: string[] | null = values.rows?.split(",") ?? null;
   const wantPeers: string[] | null = values.peers?.split(",") ?? null;
@@ -378,6 +409,7 @@ async function main(): Promise<number> {
     reps,
     outDir,
     python: py.stdout.trim() || "python3",
+    libDir: ourLibDir,
     selected: (peer: string) => wantPeers === null || wantPeers.includes(peer),
   };
   const specs: RowSpec[] = [...rowSpecs, ...(values.instructions ? instructionSpecs : [])]
@@ -389,13 +421,13 @@ async function main(): Promise<number> {
     for (const name of spec.peers) {
       if (wantPeers !== null && !wantPeers.includes(name)) continue;
       const peer: Peer = allPeers.find((p: Peer) => p.name === name)!;
-      if (peer.preload !== undefined && !existsSync(peer.preload)) {
+      if (peer.preload !== undefined && !existsSync(preloadPath(peer, ctx))) {
         cells.push({
           peer: name,
           value: null,
           ratio: null,
           extra: {},
-          error: `no ${peer.preload}`,
+          error: `no ${preloadPath(peer, ctx)}`,
         });
         continue;
       }
@@ -422,9 +454,10 @@ async function main(): Promise<number> {
       kernel: Deno.osRelease(),
       load: Deno.loadavg().map((x: number) => x.toFixed(2)).join(" "),
     },
+    buildWarning,
     rows,
   };
-  const table: string = formatTables(rows);
+  const table: string = formatTables(rows) + (buildWarning ? `\n\nWARNING: ${buildWarning}` : "");
   console.log(table);
   const subtitle = `${result.date.slice(0, 16)} ${result.mode} run, ${result.host.cpus} CPUs, ` +
     `kernel ${result.host.kernel}, load ${result.host.load}`;
