@@ -53,12 +53,13 @@ pub const MapError = error{ OutOfMemory, PolicyFailed };
 /// A granule-aligned mapping of `length` bytes (a multiple of the page size),
 /// placed by `policy`. On error, `errno_out` holds the errno to report.
 /// Caller serialises calls for one source (the pool's page lock).
-pub fn map(source: *ChunkSource, policy: *const Policy, length: usize, errno_out: *linux.E) MapError!usize {
-    return mapAligned(source, policy, length, granule_bytes, errno_out);
+pub fn map(source: *ChunkSource, policy: *const Policy, length: usize, errno_out: *linux.E, mbind_calls: *std.atomic.Value(u64)) MapError!usize {
+    return mapAligned(source, policy, length, granule_bytes, errno_out, mbind_calls);
 }
 
 /// `map` with the mapping aligned to `alignment` (a power of two ≥ a granule).
-pub fn mapAligned(source: *ChunkSource, policy: *const Policy, length: usize, alignment: usize, errno_out: *linux.E) MapError!usize {
+/// `mbind_calls` is increased by the mbind calls the policy made (statistics).
+pub fn mapAligned(source: *ChunkSource, policy: *const Policy, length: usize, alignment: usize, errno_out: *linux.E, mbind_calls: *std.atomic.Value(u64)) MapError!usize {
     assert(length > 0 and length % std.heap.page_size_min == 0);
     assert(alignment >= granule_bytes and std.math.isPowerOfTwo(alignment));
     const base = try reserveAligned(length, alignment, source.* == .anonymous, errno_out);
@@ -85,7 +86,9 @@ pub fn mapAligned(source: *ChunkSource, policy: *const Policy, length: usize, al
             f.used_bytes += length;
         },
     }
-    const e = policy.apply(base, length);
+    var calls: usize = 0;
+    const e = policy.applyCounted(base, length, &calls);
+    _ = mbind_calls.fetchAdd(calls, .monotonic);
     if (e != .SUCCESS) {
         if (source.* == .file) unmapFile(&source.file, base, length);
         errno_out.* = e;
@@ -202,11 +205,13 @@ fn reserveAligned(length: usize, alignment: usize, populate_rw: bool, errno_out:
     return base;
 }
 
+var test_calls: std.atomic.Value(u64) = .init(0);
+
 test "anonymous mappings are granule-aligned and writable" {
     var source: ChunkSource = .anonymous;
     const policy: Policy = .{};
     var e: linux.E = .SUCCESS;
-    const base = try map(&source, &policy, granule_bytes, &e);
+    const base = try map(&source, &policy, granule_bytes, &e, &test_calls);
     defer unmap(&source, base, granule_bytes);
     try std.testing.expect(base % granule_bytes == 0);
     @as(*volatile u8, @ptrFromInt(base + granule_bytes - 1)).* = 1;
@@ -219,12 +224,12 @@ test "a file source maps shared file pages and enforces its limit" {
     var source: ChunkSource = .{ .file = .{ .fd = @intCast(fd), .limit_bytes = granule_bytes } };
     const policy: Policy = .{};
     var e: linux.E = .SUCCESS;
-    const base = try map(&source, &policy, granule_bytes, &e);
+    const base = try map(&source, &policy, granule_bytes, &e, &test_calls);
     @as(*volatile u8, @ptrFromInt(base + 10)).* = 42;
-    try std.testing.expectError(error.OutOfMemory, map(&source, &policy, granule_bytes, &e));
+    try std.testing.expectError(error.OutOfMemory, map(&source, &policy, granule_bytes, &e, &test_calls));
     try std.testing.expectEqual(linux.E.NOMEM, e);
     unmap(&source, base, granule_bytes);
     try std.testing.expectEqual(@as(u64, 0), source.file.used_bytes);
-    const again = try map(&source, &policy, granule_bytes, &e);
+    const again = try map(&source, &policy, granule_bytes, &e, &test_calls);
     unmap(&source, again, granule_bytes);
 }

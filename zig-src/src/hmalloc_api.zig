@@ -112,8 +112,9 @@ fn poolMap(p: *Pool, addr: ?*anyopaque, length: usize, prot: c_int, flags: c_int
         report.setErrno(linux.errno(rc));
         return map_failed;
     }
-    const e = p.policy.apply(rc, length);
-    _ = p.stats.mbind_calls.fetchAdd(1, .monotonic);
+    var calls: usize = 0;
+    const e = p.policy.applyCounted(rc, length, &calls);
+    _ = p.stats.mbind_calls.fetchAdd(calls, .monotonic);
     if (e != .SUCCESS) {
         _ = linux.munmap(@ptrFromInt(rc), length);
         report.setErrno(e);

@@ -54,8 +54,7 @@ pub fn alloc(pool: *Pool, size: usize, alignment: usize) ?[*]u8 {
     // The block starts `user_offset` (= its alignment, when above a page) into
     // the mapping, so a mapping aligned to it aligns the block.
     const map_align = @max(chunk_source.granule_bytes, alignment);
-    const base = chunk_source.mapAligned(&pool.source, &pool.policy, map_bytes, map_align, &e) catch return report.fail(e);
-    _ = pool.stats.mbind_calls.fetchAdd(1, .monotonic);
+    const base = chunk_source.mapAligned(&pool.source, &pool.policy, map_bytes, map_align, &e, &pool.stats.mbind_calls) catch return report.fail(e);
     page_map.register(base, map_bytes, base | page_map.huge_tag) catch {
         chunk_source.unmap(&pool.source, base, map_bytes);
         return report.fail(.NOMEM);
