@@ -1,9 +1,10 @@
 /**
  * The parsers under coverage-guided fuzzing (issue 6), short CI run: libFuzzer drives each
  * Zig target of `tests/fuzz/` (tier spec, node list, policy string, policy environment) for
- * 5 s from the committed corpus; a crash, a panic or a broken promise (a rejection without a
- * one-line message naming a token of the input, an acceptance that does not round-trip
- * through `format`) fails the test. The dedicated run: `bash tests/fuzz/run-long.sh`.
+ * 5 s from the committed corpus, then on its saved regression inputs; a crash, a panic or a
+ * broken promise (a rejection without a one-line message naming a token of the input, an
+ * acceptance that does not round-trip through `format`) fails the test. The dedicated run:
+ * `bash tests/fuzz/run-long.sh`.
  */
 
 import assert from "node:assert/strict";
@@ -47,7 +48,7 @@ async function bash(
 for (const target of targets) {
   Deno.test({
     name:
-      `fuzz ${target}: 5 s of libFuzzer, no crash, every rejection one line naming a token of the input, every acceptance round-trips`,
+      `fuzz ${target}: 5 s of libFuzzer and the saved regressions, no crash, every rejection one line naming a token of the input, every acceptance round-trips`,
     // CI installs clang (scripts/install-deps.sh): there a missing toolchain fails.
     ignore: missing !== undefined && !inCI,
     async fn() {
@@ -56,40 +57,6 @@ for (const target of targets) {
       const line = r.out.match(new RegExp(`^fuzz_${target}: (\\d+) inputs, 0 crashes$`, "m"));
       assert(line !== null, r.out);
       assert(Number(line[1]) > 1000, `only ${line[1]} inputs in 5 s:\n${r.out}`);
-    },
-  });
-}
-
-/** Saved inputs of the known bug "messages echo control bytes raw" (tests/fuzz/check.zig). */
-const regressions: readonly string[] = [
-  "node_list-raw-control-byte",
-  "policy-raw-control-byte",
-  "policy_env-raw-control-byte",
-];
-
-for (const input of regressions) {
-  const target = input.slice(0, input.indexOf("-"));
-  Deno.test({
-    name:
-      `KNOWN BUG (issue 6 report): a ${target} message stays one line when the input holds a control byte (${input})`,
-    // Un-ignore when node_list.zig / policy.zig / policy_env.zig escape what they quote.
-    ignore: true,
-    async fn() {
-      const built = await bash("build.sh", {});
-      assert.equal(built.code, 0, built.out);
-      const r = await new Deno.Command(`${repoRoot}/tests/out/fuzz/fuzz_${target}`, {
-        args: [`${repoRoot}/tests/fuzz/regressions/${input}`],
-        env: { TIERMEM_FUZZ_KNOWN_RAW_ECHO: "0" },
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      assert.equal(
-        r.code,
-        0,
-        decoder.decode(r.stderr).split("\n").filter((l: string) => l.startsWith("fuzz:")).join(
-          "\n",
-        ),
-      );
     },
   });
 }

@@ -34,31 +34,14 @@ fn writeLine(head: []const u8, detail: []const u8) void {
 }
 
 /// A message a user reads: not empty, exactly one line (no line break or
-/// other control byte that a terminal would act on).
-///
-/// Known bug (issue 6 report): node_list.zig, policy.zig and policy_env.zig
-/// quote the input with `{s}`, so a control byte of the input (a newline in
-/// HMALLOC_POLICY) reaches the message raw. With the environment variable
-/// TIERMEM_FUZZ_KNOWN_RAW_ECHO=1, a control byte that also occurs in the
-/// input is tolerated (counted as that bug), so the fuzzer goes on looking
-/// for other failures; any other control byte still fails. tier_spec.zig
-/// escapes them and is always checked strictly.
-pub fn expectOneLine(message: []const u8, input: []const u8) void {
+/// other control byte that a terminal would act on). Every parser escapes
+/// what it quotes (`\n`, `\x1b`); the saved inputs of tests/fuzz/regressions/
+/// once reached node-list and policy messages raw.
+pub fn expectOneLine(message: []const u8) void {
     if (message.len == 0) fail("fuzz: empty message", "");
     for (message) |c| {
-        if (c >= 0x20 and c != 0x7f) continue;
-        if (knownRawEcho() and std.mem.indexOfScalar(u8, input, c) != null) continue;
-        fail("fuzz: message is not one printable line: ", message);
+        if (c < 0x20 or c == 0x7f) fail("fuzz: message is not one printable line: ", message);
     }
-}
-
-var known_raw_echo: ?bool = null;
-
-fn knownRawEcho() bool {
-    if (known_raw_echo) |known| return known;
-    const value = std.c.getenv("TIERMEM_FUZZ_KNOWN_RAW_ECHO");
-    known_raw_echo = value != null and std.mem.eql(u8, std.mem.span(value.?), "1");
-    return known_raw_echo.?;
 }
 
 /// `token` lies within `input` (by address: the parsers return slices or offsets).

@@ -27,7 +27,7 @@ fn expectFailure(failure: *const tier_spec.Failure, tiers: []const u8, threshold
     var buf: [tier_spec.message_bytes_max]u8 = undefined;
     const message = failure.message(&buf);
     if (message.len == buf.len) check.fail("fuzz: message filled message_bytes_max: ", message);
-    check.expectOneLine(message, "");
+    check.expectOneLine(message);
     const head = tier_spec.log_error_prefix;
     if (!std.mem.startsWith(u8, message, head) or
         !std.mem.startsWith(u8, message[head.len..], failure.variable.name()))

@@ -8,16 +8,12 @@
 # Seeds come from tests/fuzz/corpus/<target>/ (committed); what libFuzzer adds goes to
 # tests/out/fuzz/new_<target>/ (scratch), crashing inputs to tests/out/fuzz/<target>-crash-*.
 # The last line is `fuzz: N inputs, M crashes`.
-#
-# TIERMEM_FUZZ_KNOWN_RAW_ECHO (default 1 here): tolerate the known bug of node-list and
-# policy messages echoing the input's control bytes raw (see tests/fuzz/check.zig and
-# tests/fuzz/regressions/); 0 makes those targets fail on it.
+# Then each target runs its saved regression inputs (tests/fuzz/regressions/<target>-*).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 bash "$here/build.sh"
 cd "$root"
-export TIERMEM_FUZZ_KNOWN_RAW_ECHO=${TIERMEM_FUZZ_KNOWN_RAW_ECHO:-1}
 out=tests/out/fuzz
 read -r -a targets <<< "${TARGETS:-tier_spec node_list policy policy_env}"
 if [ -n "${RUNS:-}" ]; then limit=(-runs="$RUNS"); else limit=(-max_total_time="${SECONDS_PER_TARGET:-5}"); fi
@@ -26,9 +22,15 @@ for t in "${targets[@]}"; do
   mkdir -p "$out/new_$t"
   log=$out/run_$t.log
   rc=0
-  # -timeout: a parser is linear; 10 s on one input is a hang. -rss_limit_mb: they allocate nothing.
-  "$out/fuzz_$t" "${limit[@]}" -dict="$here/$t.dict" -timeout=10 -rss_limit_mb=512 \
+  # -timeout: 10 s on one input is a hang. -rss_limit_mb: the parsers allocate nothing.
+  # -max_len: 1 KiB holds any real value (17 tiers, long paths, ranges up to node 1023); longer
+  # inputs only slow node lists down (a range costs up to 1024 steps per element).
+  "$out/fuzz_$t" "${limit[@]}" -dict="$here/$t.dict" -timeout=10 -rss_limit_mb=512 -max_len=1024 \
     -print_final_stats=1 -artifact_prefix="$out/$t-" "$out/new_$t" "$here/corpus/$t" > "$log" 2>&1 || rc=$?
+  for input in "$here"/regressions/"$t"-*; do
+    [ -e "$input" ] || continue
+    "$out/fuzz_$t" "$input" >> "$log" 2>&1 || rc=$?
+  done
   runs=$(grep -aEo 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -Eo '[0-9]+$' | tail -n1)
   runs=${runs:-0}
   total=$((total + runs))
