@@ -23,6 +23,11 @@
  *   foreign_free     free() of a static buffer and of a stack address (malloc build: memtier
  *                    ignores pointers it does not own), then ordinary use. "ok foreign_free"
  *   foreign_realloc  realloc() of a static buffer: must end in one line and SIGABRT.
+ *   small_stacks B   a thread with a B-byte stack (16384 = PTHREAD_STACK_MIN) allocates 8 MiB
+ *                    (new chunks mapped and placed) and frees it: the allocator's static TLS
+ *                    (glibc puts it on the thread's stack: a 256 KiB TLS block once made
+ *                    pthread_create fail with EINVAL, which node reports as "pthread_create:
+ *                    Invalid argument") and its stack frames must fit. "ok small_stacks B"
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -432,6 +437,28 @@ static int foreign_realloc_mode(void) {
   return 0;
 }
 
+/* 8 MiB in 64 KiB blocks: more than a chunk holds, so the pool maps and places new ones. */
+static void *small_stack_thread(void *arg) {
+  (void)arg;
+  unsigned char *blocks[128];
+  for (unsigned i = 0; i < 128; i++) blocks[i] = new_block(65536, 0);
+  for (unsigned i = 0; i < 128; i++) verify_and_free(blocks[i], "small stack");
+  return NULL;
+}
+
+static int small_stacks_mode(size_t stack_bytes) {
+  pthread_attr_t attr;
+  pthread_t tid;
+  if (pthread_attr_init(&attr) != 0) die("pthread_attr_init");
+  if ((errno = pthread_attr_setstacksize(&attr, stack_bytes)) != 0) die("pthread_attr_setstacksize");
+  errno = pthread_create(&tid, &attr, small_stack_thread, NULL);
+  if (errno) fail("pthread_create with a %zu B stack: %s", stack_bytes, strerror(errno));
+  pthread_join(tid, NULL);
+  pthread_attr_destroy(&attr);
+  printf("ok small_stacks %zu\n", stack_bytes);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) fail("usage: stress MODE [ARGS]");
   const char *mode = argv[1];
@@ -444,5 +471,6 @@ int main(int argc, char **argv) {
   if (!strcmp(mode, "oom")) return oom_mode(a);
   if (!strcmp(mode, "foreign_free")) return foreign_free_mode();
   if (!strcmp(mode, "foreign_realloc")) return foreign_realloc_mode();
+  if (!strcmp(mode, "small_stacks")) return small_stacks_mode((size_t)a);
   fail("unknown mode %s", mode);
 }
