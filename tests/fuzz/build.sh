@@ -23,8 +23,13 @@ for t in "${targets[@]}"; do
   newest=$(ls -t tests/fuzz/fuzz_"$t".zig tests/fuzz/check.zig tests/fuzz/harness.c "$src"/*.zig | head -n1)
   if [ -x "$bin" ] && [ "$bin" -nt "$newest" ]; then continue; fi
   echo "fuzz/build.sh: building fuzz_$t" >&2
-  zig build-obj -fPIC -OReleaseSafe -ffuzz -fno-stack-check -lc -femit-bin="$out/fuzz_$t.o" \
+  # Built under a temporary name, then renamed: another run may be executing the old binary.
+  # -fno-stack-check: stack probes would need compiler-rt's __zig_probe_stack, not linked here.
+  tmp=$out/.build_$t.$$
+  zig build-obj -fPIC -OReleaseSafe -ffuzz -fno-stack-check -lc -femit-bin="$tmp.o" \
     --dep "$m" -Mroot=tests/fuzz/fuzz_"$t".zig -M"$m"="$src/$m.zig"
-  clang -O1 -c -DFUZZ_TARGET="fuzz_$t" tests/fuzz/harness.c -o "$out/harness_$t.o"
-  clang -fsanitize=fuzzer "$out/harness_$t.o" "$out/fuzz_$t.o" -o "$bin"
+  clang -O1 -c -DFUZZ_TARGET="fuzz_$t" tests/fuzz/harness.c -o "$tmp.harness.o"
+  clang -fsanitize=fuzzer "$tmp.harness.o" "$tmp.o" -o "$tmp"
+  mv -f "$tmp" "$bin"
+  rm -f "$tmp.o" "$tmp.harness.o"
 done
