@@ -36,10 +36,15 @@ pub fn kmemDaxNodes(override: ?[]const u8, why: []u8) ?NodeMask {
     }
     const memory = sysfs.nodesWithMemory() orelse return explain(why, "cannot read {s}", .{sysfs.has_memory_path});
     const cpus = sysfs.nodesWithCpus() orelse NodeMask.empty;
-    const candidates = memory.invertWithin(memory.unionWith(cpus)).intersect(usable);
+    const candidates = memoryOnly(memory, cpus).intersect(usable);
     if (candidates.isEmpty())
         return explain(why, "no memory-only NUMA node found (nodes with memory: {d}, none without CPUs); set MEMKIND_DAX_KMEM_NODES", .{memory.count()});
     return nearest(candidates, currentNode() orelse (usable.first() orelse 0));
+}
+
+/// Nodes with memory and no CPU (`invertWithin(within)` is `within` minus `self`).
+pub fn memoryOnly(memory: NodeMask, cpus: NodeMask) NodeMask {
+    return cpus.invertWithin(memory);
 }
 
 /// The members of `candidates` at the smallest SLIT distance from `from`.
@@ -97,6 +102,20 @@ test "nearest keeps every candidate at the smallest distance" {
     // On this machine (one node) distance(0, 0) is 10; a lone candidate is its own nearest.
     const one = nearest(NodeMask.single(0), 0);
     try std.testing.expect(one.eql(NodeMask.single(0)));
+}
+
+test "memory-only nodes are those with memory and no CPU" {
+    var memory: NodeMask = .empty;
+    for (0..4) |n| memory.set(n);
+    var cpus: NodeMask = .empty;
+    cpus.set(0);
+    cpus.set(1);
+    cpus.set(5); // a CPU node without memory is no candidate
+    var want: NodeMask = .empty;
+    want.set(2);
+    want.set(3);
+    try std.testing.expect(memoryOnly(memory, cpus).eql(want));
+    try std.testing.expect(memoryOnly(memory, memory).isEmpty());
 }
 
 test "distanceAt reads the n-th field of a distance line" {
