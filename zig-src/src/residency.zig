@@ -109,14 +109,26 @@ pub fn migrate(addr: usize, len: usize, nodes: NodeMask) isize {
         }
         const e = movePages(n, &pages, &want, &status, mpol_mf_move);
         if (e != .SUCCESS) return -@as(isize, @intFromEnum(e));
-        for (status[0..n], want[0..n]) |s, target| {
+        for (status[0..n], want[0..n], pages[0..n]) |s, target, page| {
             if (s == target) continue;
             if (s < 0 and notPresent(s)) continue;
+            // With transparent huge pages, move_pages moves the whole huge page
+            // but may report EBUSY for a subpage it moved along: ask again.
+            if (s == -@as(i32, @intFromEnum(linux.E.BUSY)) and nodeOf(page) == target) continue;
             failed += 1;
         }
         done += n;
     }
     return @intCast(failed);
+}
+
+/// The node a present page is on (move_pages query), or -1.
+fn nodeOf(page: usize) i32 {
+    var one = [1]usize{page};
+    var st = [1]i32{-1};
+    const rc = linux.syscall6(.move_pages, 0, 1, @intFromPtr(&one), 0, @intFromPtr(&st), 0);
+    if (linux.errno(rc) != .SUCCESS) return -1;
+    return st[0];
 }
 
 const testing = std.testing;
