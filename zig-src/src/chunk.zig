@@ -16,8 +16,9 @@
 //!
 //! Purging: freed pages stay mapped and *dirty* (still resident) so that the
 //! next allocation reuses them without a fault; the pool purges dirty pages
-//! with madvise(MADV_DONTNEED) once they pass a limit or have waited longer
-//! than the decay time. DONTNEED keeps the VMA and its policy: a page faulted
+//! with madvise(MADV_DONTNEED) once they have stayed free for a whole decay
+//! interval (two-generation bitmaps: `purgeOld`), or all of them when a pool
+//! holds more than its limit. DONTNEED keeps the VMA and its policy: a page faulted
 //! again is placed by the same policy.
 //!
 //! Trade-off: first-fit over a 1024-bit map is linear in the chunk's words,
@@ -81,6 +82,9 @@ pub const Chunk = struct {
     free_map: [map_words]u64,
     /// bit set = page free but maybe still resident (not purged yet).
     dirty_map: [map_words]u64,
+    /// bit set = page was already dirty at the pool's last decay tick: it has
+    /// been free for at least one decay interval, so the next tick purges it.
+    old_dirty_map: [map_words]u64,
     runs: [pages_per_chunk]Run,
 
     pub const header_pages: usize = (@sizeOf(Chunk) + page_bytes - 1) / page_bytes;
@@ -177,7 +181,30 @@ pub const Chunk = struct {
         const start = (@intFromPtr(run) - @intFromPtr(&c.runs)) / @sizeOf(Run);
         const n = countBits(&c.dirty_map, start, run.pages);
         clearBits(&c.dirty_map, start, run.pages);
+        clearBits(&c.old_dirty_map, start, run.pages);
         return n;
+    }
+
+    /// A decay tick: purges the pages that were dirty at the previous tick
+    /// and still are (free for a whole interval), then remembers the pages
+    /// dirty now. Pages freed and reused between ticks are never purged.
+    /// Returns pages purged.
+    pub fn purgeOld(c: *Chunk) usize {
+        var purged: usize = 0;
+        for (&c.old_dirty_map, c.dirty_map) |*old, dirty| old.* &= dirty;
+        var page: usize = header_pages;
+        while (page < pages_per_chunk) {
+            const start = firstSet(&c.old_dirty_map, page, pages_per_chunk) orelse break;
+            const end = firstClear(&c.old_dirty_map, start, pages_per_chunk) orelse pages_per_chunk;
+            assert(firstClear(&c.free_map, start, end) == null);
+            const addr = @intFromPtr(c) + start * page_bytes;
+            _ = linux.madvise(@ptrFromInt(addr), (end - start) * page_bytes, linux.MADV.DONTNEED);
+            clearBits(&c.dirty_map, start, end - start);
+            purged += end - start;
+            page = end;
+        }
+        c.old_dirty_map = c.dirty_map;
+        return purged;
     }
 
     /// madvise(DONTNEED) every free dirty page range; returns pages purged.
@@ -194,6 +221,7 @@ pub const Chunk = struct {
             purged += end - start;
             page = end;
         }
+        c.old_dirty_map = @splat(0);
         return purged;
     }
 

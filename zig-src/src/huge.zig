@@ -48,8 +48,8 @@ pub fn alloc(pool: *Pool, size: usize, alignment: usize) ?[*]u8 {
     const map_bytes = std.math.add(usize, user_offset, body & ~(page_bytes - 1)) catch return report.fail(.NOMEM);
     if (map_bytes > (@as(usize, 1) << 46)) return report.fail(.NOMEM);
 
-    _ = std.c.pthread_mutex_lock(&pool.page_lock);
-    defer _ = std.c.pthread_mutex_unlock(&pool.page_lock);
+    pool.page_lock.lock();
+    defer pool.page_lock.unlock();
     var e: linux.E = .SUCCESS;
     // The block starts `user_offset` (= its alignment, when above a page) into
     // the mapping, so a mapping aligned to it aligns the block.
@@ -79,8 +79,8 @@ pub fn alloc(pool: *Pool, size: usize, alignment: usize) ?[*]u8 {
 
 pub fn free(h: *Huge) void {
     const pool = h.pool;
-    _ = std.c.pthread_mutex_lock(&pool.page_lock);
-    defer _ = std.c.pthread_mutex_unlock(&pool.page_lock);
+    pool.page_lock.lock();
+    defer pool.page_lock.unlock();
     releaseLocked(pool, h);
 }
 

@@ -26,10 +26,13 @@
 //! it hands the block out) are reported with one line naming the call, then
 //! abort(). Never silent corruption.
 //!
-//! Trade-off: free pages are purged (MADV_DONTNEED) when a pool holds more
-//! than `dirty_max_pages` of them or they are older than `decay_ns`, checked
-//! only when pages are freed — no background thread, so a program that frees
-//! a little and then idles keeps at most `dirty_max_pages` resident.
+//! Trade-off: free pages are purged (MADV_DONTNEED) once they have been free
+//! for a whole `decay_ns` interval, or all at once when a pool holds more than
+//! `dirty_max_pages` of them; checked only when pages are freed — no
+//! background thread, so a program that frees a little and then idles keeps
+//! at most `dirty_max_pages` resident. Pages freed and reused within the
+//! interval (slab churn between a producer and a consumer thread) are never
+//! purged and refaulted.
 const std = @import("std");
 const builtin = @import("builtin");
 const assert = std.debug.assert;
@@ -43,6 +46,7 @@ const chunk_source = @import("chunk_source.zig");
 const huge = @import("huge.zig");
 const report = @import("report.zig");
 const Policy = @import("policy.zig").Policy;
+const Lock = @import("lock.zig").Lock;
 
 const Chunk = chunk_mod.Chunk;
 const Run = chunk_mod.Run;
@@ -54,7 +58,9 @@ const page_bytes = chunk_mod.page_bytes;
 pub const large_max_bytes: usize = 2 * 1024 * 1024;
 /// Largest alignment served inside a chunk; bigger ones are huge.
 const large_align_max_bytes: usize = 1024 * 1024;
-const dirty_max_pages: usize = 1024; // 4 MiB
+/// Free-but-resident pages a pool may hold before it purges them all.
+const dirty_max_pages: usize = 8192; // 32 MiB
+/// Free pages older than one to two of these intervals are purged.
 const decay_ns: u64 = 1_000_000_000;
 
 comptime {
@@ -72,7 +78,7 @@ pub const Pool = struct {
     generation: u32,
     policy: Policy,
     source: ChunkSource,
-    page_lock: std.c.pthread_mutex_t = .{},
+    page_lock: Lock = .{},
     chunks: ?*Chunk = null,
     /// A chunk likely to have room (where the last page run came from).
     hint: ?*Chunk = null,
@@ -163,14 +169,14 @@ pub const Pool = struct {
     /// Fills `out` (at least one block) from the class's bin, adding a slab if needed.
     fn takeBlocks(pool: *Pool, class: size_class.ClassIndex, out: []usize) usize {
         const bin = &pool.bins[class];
-        _ = std.c.pthread_mutex_lock(&bin.lock);
-        defer _ = std.c.pthread_mutex_unlock(&bin.lock);
+        bin.lock.lock();
+        defer bin.lock.unlock();
         var n = bin.take(out);
         if (n == 0) {
             const g = size_class.geometry(class);
-            _ = std.c.pthread_mutex_lock(&pool.page_lock);
+            pool.page_lock.lock();
             const run = pool.allocRunLocked(g.pages, 1);
-            _ = std.c.pthread_mutex_unlock(&pool.page_lock);
+            pool.page_lock.unlock();
             bin.addSlab(run orelse return 0);
             n = bin.take(out);
         }
@@ -180,15 +186,15 @@ pub const Pool = struct {
     /// Gives blocks back to their bin (called with the cache's oldest half).
     pub fn putBlocks(pool: *Pool, class: size_class.ClassIndex, blocks: []const usize) void {
         const bin = &pool.bins[class];
-        _ = std.c.pthread_mutex_lock(&bin.lock);
-        defer _ = std.c.pthread_mutex_unlock(&bin.lock);
+        bin.lock.lock();
+        defer bin.lock.unlock();
         bin.put(blocks, pool);
     }
 
     /// slab.Bin.put's callback: an empty slab's pages go back to its chunk.
     pub fn releaseSlab(pool: *Pool, run: *Run) void {
-        _ = std.c.pthread_mutex_lock(&pool.page_lock);
-        defer _ = std.c.pthread_mutex_unlock(&pool.page_lock);
+        pool.page_lock.lock();
+        defer pool.page_lock.unlock();
         pool.freeRunLocked(run);
     }
 
@@ -196,8 +202,8 @@ pub const Pool = struct {
         if (size > large_max_bytes or alignment > large_align_max_bytes)
             return huge.alloc(pool, size, alignment);
         const pages = std.mem.alignForward(usize, size, page_bytes) / page_bytes;
-        _ = std.c.pthread_mutex_lock(&pool.page_lock);
-        defer _ = std.c.pthread_mutex_unlock(&pool.page_lock);
+        pool.page_lock.lock();
+        defer pool.page_lock.unlock();
         const run = pool.allocRunLocked(pages, alignment / page_bytes) orelse return report.fail(.NOMEM);
         run.kind = .large;
         return @ptrFromInt(run.base());
@@ -243,9 +249,12 @@ pub const Pool = struct {
     fn freeRunLocked(pool: *Pool, run: *Run) void {
         const c = run.chunk();
         pool.dirty_pages += c.freeRun(run);
+        if (pool.dirty_pages > dirty_max_pages) return pool.purgeLocked();
         const now = monotonicNs();
-        if (pool.dirty_pages > dirty_max_pages or now -% pool.last_purge_ns > decay_ns) {
-            pool.purgeLocked();
+        if (now -% pool.last_purge_ns > decay_ns) {
+            // A decay tick: purge what has been free since the last tick.
+            var it = pool.chunks;
+            while (it) |chunk| : (it = chunk.next) pool.dirty_pages -= chunk.purgeOld();
             pool.last_purge_ns = now;
         }
     }
@@ -258,8 +267,8 @@ pub const Pool = struct {
 
     /// Frees a large block (the run's first byte), called from `free`.
     fn freeLarge(pool: *Pool, run: *Run) void {
-        _ = std.c.pthread_mutex_lock(&pool.page_lock);
-        defer _ = std.c.pthread_mutex_unlock(&pool.page_lock);
+        pool.page_lock.lock();
+        defer pool.page_lock.unlock();
         assert(run.kind == .large);
         pool.freeRunLocked(run);
     }
@@ -287,8 +296,8 @@ pub const Pool = struct {
     /// Unmaps every chunk and huge block of the pool. The caller makes sure
     /// no thread uses it any more; stale thread caches are dropped by generation.
     pub fn releaseAll(pool: *Pool) void {
-        _ = std.c.pthread_mutex_lock(&pool.page_lock);
-        defer _ = std.c.pthread_mutex_unlock(&pool.page_lock);
+        pool.page_lock.lock();
+        defer pool.page_lock.unlock();
         var it = pool.chunks;
         while (it) |c| {
             it = c.next;

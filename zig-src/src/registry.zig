@@ -186,8 +186,8 @@ fn forkPrepare() callconv(.c) void {
     _ = std.c.pthread_mutex_lock(&lock);
     for (&slots) |*s| {
         const p = s.load(.monotonic) orelse continue;
-        for (&p.bins) |*bin| _ = std.c.pthread_mutex_lock(&bin.lock);
-        _ = std.c.pthread_mutex_lock(&p.page_lock);
+        for (&p.bins) |*bin| bin.lock.lock();
+        p.page_lock.lock();
     }
     page_map.lockForFork();
 }
@@ -214,11 +214,11 @@ fn forkChild() callconv(.c) void {
 fn unlockAllPools() void {
     for (&slots) |*s| {
         const p = s.load(.monotonic) orelse continue;
-        _ = std.c.pthread_mutex_unlock(&p.page_lock);
+        p.page_lock.unlock();
         var i: usize = size_class.count;
         while (i > 0) {
             i -= 1;
-            _ = std.c.pthread_mutex_unlock(&p.bins[i].lock);
+            p.bins[i].lock.unlock();
         }
     }
 }

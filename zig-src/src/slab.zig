@@ -26,9 +26,10 @@ const assert = std.debug.assert;
 const size_class = @import("size_class.zig");
 const chunk = @import("chunk.zig");
 const Run = chunk.Run;
+const Lock = @import("lock.zig").Lock;
 
 pub const Bin = struct {
-    lock: std.c.pthread_mutex_t = .{},
+    lock: Lock = .{},
     class: size_class.ClassIndex = 0,
     /// Slabs with at least one free block.
     nonfull: ?*Run = null,
