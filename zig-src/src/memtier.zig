@@ -92,6 +92,10 @@ var thread_key: std.c.pthread_key_t = std.math.maxInt(std.c.pthread_key_t);
 /// The pool an allocation of `size` bytes goes to, and its tier.
 pub const Choice = struct { pool: *Pool, tier: u8 };
 
+/// Set once loaded when there is nothing to choose or count (one tier, log
+/// level 0): malloc and free then go straight to this pool.
+pub var plain_pool: ?*Pool = null;
+
 pub inline fn isReady() bool {
     return state.load(.acquire) == .ready;
 }
@@ -108,6 +112,7 @@ pub fn ensureReady() bool {
     defer initialising_here = false;
     state.store(.initialising, .release);
     load();
+    if (tier_count <= 1 and log_level == 0) plain_pool = tiers[0].pool;
     state.store(.ready, .release);
     return true;
 }
@@ -306,27 +311,8 @@ pub fn allocate(size: usize, alignment: usize, zeroed: bool) ?[*]u8 {
 
 inline fn allocFrom(p: *Pool, size: usize, alignment: usize, zeroed: bool) ?[*]u8 {
     if (zeroed) return p.allocZeroed(1, size);
-    if (alignment > 0) return p.allocAligned(pageRunAlignment(size, alignment), size);
+    if (alignment > 0) return p.allocAligned(alignment, size);
     return p.alloc(size);
-}
-
-/// Pool.allocAligned hands an alignment between 16 B and a page to its page-run
-/// allocator as `alignment / page_bytes` = 0 pages when the padded size is over
-/// the small classes, and Chunk.allocRun then loops forever (alignForward by 0
-/// gives 0). A page run is page aligned anyway, so ask for a page.
-/// Remove once pool.zig passes @max(alignment, page_bytes) itself.
-inline fn pageRunAlignment(size: usize, alignment: usize) usize {
-    if (alignment <= size_class.min_alignment_bytes or alignment >= size_class.page_size_bytes) return alignment;
-    const padded = std.mem.alignForward(usize, @max(size, 1), alignment);
-    return if (padded > size_class.small_max_bytes) size_class.page_size_bytes else alignment;
-}
-
-test "aligned requests that become page runs ask for page alignment" {
-    try std.testing.expectEqual(@as(usize, 64), pageRunAlignment(100, 64));
-    try std.testing.expectEqual(@as(usize, 8), pageRunAlignment(1 << 20, 8));
-    try std.testing.expectEqual(size_class.page_size_bytes, pageRunAlignment(32960, 64));
-    try std.testing.expectEqual(size_class.page_size_bytes, pageRunAlignment(size_class.small_max_bytes + 1, 256));
-    try std.testing.expectEqual(@as(usize, 1 << 16), pageRunAlignment(100, 1 << 16));
 }
 
 inline fn usableFor(block: [*]u8, size: usize, alignment: usize) usize {

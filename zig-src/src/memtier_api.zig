@@ -34,6 +34,7 @@ inline fn allocate(size: usize, alignment: usize, zeroed: bool) ?*anyopaque {
 }
 
 export fn malloc(size: usize) ?*anyopaque {
+    if (memtier.plain_pool) |p| return p.alloc(size);
     return allocate(size, 0, false);
 }
 
@@ -44,6 +45,10 @@ export fn calloc(nmemb: usize, size: usize) ?*anyopaque {
 
 export fn free(ptr: ?*anyopaque) void {
     const address = @intFromPtr(ptr orelse return);
+    if (memtier.plain_pool != null) {
+        if (!pool_mod.freeUnlessForeign(address, "free")) foreignFree(address);
+        return;
+    }
     if (!pool_mod.isOurs(address)) return foreignFree(address);
     const owner = pool_mod.ownerOf(address, "free");
     const p = pool_mod.ownedPool(owner);

@@ -118,7 +118,7 @@ pub const Pool = struct {
                 return pool.allocSmall(class);
             }
         }
-        return pool.allocPages(size, alignment);
+        return pool.allocPages(size, @max(alignment, page_bytes));
     }
 
     /// The lock-free path. Every way off it is a call in tail position
@@ -372,9 +372,21 @@ pub fn ownerOf(address: usize, caller: Caller) Owner {
 
 pub inline fn free(ptr: ?*anyopaque, caller: Caller) void {
     const address = @intFromPtr(ptr orelse return);
+    freeEntry(address, page_map.lookup(address), caller);
+}
+
+/// `free` for an interposer: a pointer no pool owns is left alone (returns
+/// false) instead of being reported; everything else is as `free`.
+pub inline fn freeUnlessForeign(address: usize, caller: Caller) bool {
+    const entry = page_map.lookup(address);
+    if (entry == 0) return false;
+    freeEntry(address, entry, caller);
+    return true;
+}
+
+inline fn freeEntry(address: usize, entry: page_map.Entry, caller: Caller) void {
     // The common case, a small block, checked inline with the same rules as
     // ownerOf; anything else (and any doubt) takes ownerOf's full path.
-    const entry = page_map.lookup(address);
     if (entry & page_map.huge_tag == 0 and entry != 0) {
         const c: *Chunk = @ptrFromInt(entry);
         const page = (address - entry) >> size_class.page_shift;
@@ -646,4 +658,18 @@ test "a destroyed pool's slot is reused and stale caches are dropped" {
     const fresh = b.alloc(32).?;
     try testing.expectEqual(b, poolOf(@intFromPtr(fresh), "test"));
     free(fresh, "test");
+}
+
+test "a small alignment with a size above the small classes gets a page run" {
+    const p = try testPool();
+    defer registry.destroy(p);
+    var r: usize = 0;
+    while (r < 100) : (r += 1) {
+        const size = 1 + r * 997;
+        const a = p.allocAligned(256, size) orelse return error.OutOfMemory;
+        const b = p.allocAligned(64, std.mem.alignForward(usize, size, 64)) orelse return error.OutOfMemory;
+        try testing.expect(@intFromPtr(a) % 256 == 0 and @intFromPtr(b) % 64 == 0);
+        free(a, "test");
+        free(b, "test");
+    }
 }
