@@ -59,7 +59,7 @@ pub const large_max_bytes: usize = 2 * 1024 * 1024;
 /// Largest alignment served inside a chunk; bigger ones are huge.
 const large_align_max_bytes: usize = 1024 * 1024;
 /// Free-but-resident pages a pool may hold before it purges them all.
-const dirty_max_pages: usize = 8192; // 32 MiB
+const dirty_max_pages: usize = 256; // 1 MiB
 /// Free pages older than one to two of these intervals are purged.
 const decay_ns: u64 = 1_000_000_000;
 

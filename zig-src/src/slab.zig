@@ -14,8 +14,8 @@
 //! what makes remote frees cheap (no message queues, no atomics per free).
 //!
 //! A slab whose blocks are all free again goes back to its chunk as free
-//! pages (then purged after the decay), except the bin's last one, kept to
-//! absorb an alloc/free ping-pong at a batch boundary.
+//! pages (then purged after the decay), except for about 64 KiB of empty
+//! slabs per bin, kept to absorb the alloc/free ping-pong of batches.
 //!
 //! Trade-off: a per-class lock contends when many threads refill the same
 //! class at once; batches make that rare for 2–64 threads, and it keeps
@@ -28,6 +28,8 @@ const chunk = @import("chunk.zig");
 const Run = chunk.Run;
 const Lock = @import("lock.zig").Lock;
 
+const empty_kept_bytes: usize = 64 * 1024;
+
 pub const Bin = struct {
     lock: Lock = .{},
     class: size_class.ClassIndex = 0,
@@ -35,6 +37,8 @@ pub const Bin = struct {
     nonfull: ?*Run = null,
     /// Slabs this bin owns (full ones included).
     slab_count: usize = 0,
+    /// Of those, slabs with every block free, kept for reuse.
+    empty_count: usize = 0,
 
     /// Moves up to `out.len` free blocks out of the bin's slabs into `out`.
     /// Returns how many; 0 means the bin needs a new slab (`addSlab`).
@@ -46,6 +50,7 @@ pub const Bin = struct {
             const slab = bin.nonfull orelse break;
             assert(slab.kind == .slab and slab.class == bin.class and slab.free_count > 0);
             const base = slab.base();
+            if (slab.free_count == size_class.geometry(bin.class).regions) bin.empty_count -= 1;
             for (&slab.free_bitmap, 0..) |*word, w| {
                 while (word.* != 0 and n < out.len) {
                     const bit = @ctz(word.*);
@@ -79,12 +84,25 @@ pub const Bin = struct {
             slab.free_count += 1;
             const regions = size_class.geometry(bin.class).regions;
             if (slab.free_count == 1) bin.list(slab);
-            if (slab.free_count == regions and bin.slab_count > 1) {
-                bin.unlist(slab);
-                bin.slab_count -= 1;
-                release.releaseSlab(slab);
+            if (slab.free_count == regions) {
+                if (bin.empty_count < emptySlabsKept(bin.class) or bin.slab_count == 1) {
+                    bin.empty_count += 1;
+                } else {
+                    bin.unlist(slab);
+                    bin.slab_count -= 1;
+                    release.releaseSlab(slab);
+                }
             }
         }
+    }
+
+    /// Empty slabs a bin keeps instead of giving their pages back: about
+    /// `empty_kept_bytes` worth, at least one. They absorb the alloc/free
+    /// ping-pong of a producer and a consumer thread at batch boundaries,
+    /// which otherwise costs a page-run round trip per slab.
+    fn emptySlabsKept(class: size_class.ClassIndex) usize {
+        const slab_bytes = @as(usize, size_class.geometry(class).pages) * size_class.page_size_bytes;
+        return @max(1, empty_kept_bytes / slab_bytes);
     }
 
     /// Adopts a fresh run as a slab of this bin, all blocks free.
@@ -102,6 +120,7 @@ pub const Bin = struct {
         }
         run.chunk().markSlab(run, bin.class);
         bin.slab_count += 1;
+        bin.empty_count += 1;
         bin.list(run);
     }
 
@@ -162,9 +181,13 @@ test "a bin hands out every block of a slab once, then asks for a new slab" {
     bin.put(out[0..n], &rel);
     try std.testing.expectEqual(@as(usize, 0), rel.released);
     try std.testing.expect(bin.isFreeInSlab(out[3]));
-    // With a second slab, an entirely free slab goes back to its chunk.
-    bin.addSlab(c.allocRun(g.pages, 1).?);
-    const m = bin.take(out[0..10]);
-    bin.put(out[0..m], &rel);
-    try std.testing.expectEqual(@as(usize, 1), rel.released);
+    // Empty slabs beyond the bin's budget go back to their chunk.
+    const kept = Bin.emptySlabsKept(class);
+    for (0..kept + 1) |_| bin.addSlab(c.allocRun(g.pages, 1).?);
+    var many: [16 * 600]usize = undefined;
+    const m = bin.take(many[0 .. (kept + 2) * g.regions]);
+    try std.testing.expectEqual((kept + 2) * g.regions, m);
+    bin.put(many[0..m], &rel);
+    try std.testing.expectEqual(@as(usize, 2), rel.released); // kept + 2 slabs, kept kept
+    try std.testing.expectEqual(kept, bin.empty_count);
 }
