@@ -104,14 +104,14 @@ export async function runStress(
 }
 
 /**
- * "Near baseline" after every block is freed: at most 16 MiB + 5% of the peak's growth above
- * the baseline. The fixed part is what the allocator keeps by design once all is freed: up to
- * 4 MiB of free pages not yet purged (pool.zig `dirty_max_pages`), up to ~2.7 MiB in the
- * freeing thread's cache (thread_cache.zig), empty slabs its bins keep; measured 7-13 MiB for
- * 1-8 threads. The proportional part is metadata that grows with the peak: chunk headers and
- * page maps, glibc's cache of exited threads' stacks (measured +19 MiB at 64 threads with a
- * 288 MiB peak). glibc's malloc keeps 129 MiB of a 181 MiB peak in the same run: the rule
- * tells "returned" from "kept".
+ * "Near baseline" after every block is freed (the last ones by a thread that then exits): at
+ * most 16 MiB + 5% of the peak's growth above the baseline. The fixed part is what the
+ * allocator keeps by design once all is freed: up to 4 MiB of free pages not yet purged
+ * (pool.zig `dirty_max_pages`), ~64 KiB of empty slabs per size class and bin (slab.zig),
+ * chunk headers; measured +6.6 to +13 MiB for 1-8 threads. The proportional part is what grows
+ * with the peak: chunk metadata, glibc's cache of exited threads' stacks (measured +19 MiB at
+ * 64 threads with a 288 MiB peak). glibc's malloc keeps 129 MiB of a 181 MiB peak in the same
+ * run: the rule tells "returned" from "kept".
  */
 export function rssSlackKib(report: ThreadsReport): number {
   return 16 * 1024 + 0.05 * Math.max(0, report.rss_peak_kib - report.rss_before_kib);
