@@ -335,7 +335,9 @@ pub const Policy = struct {
         }
     }
 
-    fn applyEmulated(self: *const Policy, addr: usize, len: usize, calls: *usize) linux.E {
+    /// Not inlined: its node and stripe arrays (~11 KiB) must not enlarge the
+    /// frame of every apply() — threads with 16 KiB stacks map chunks too.
+    noinline fn applyEmulated(self: *const Policy, addr: usize, len: usize, calls: *usize) linux.E {
         const calls_before = calls.*;
         defer assert(calls.* - calls_before <= @max(1, len / stripe_bytes_min)); // the mbind budget
         var nodes: [max_nodes]u16 = undefined;
