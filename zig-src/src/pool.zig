@@ -343,7 +343,7 @@ pub inline fn isOurs(address: usize) bool {
 /// Classifies `address` or reports it (and aborts) as not a live block.
 pub fn ownerOf(address: usize, caller: Caller) Owner {
     const entry = page_map.lookup(address);
-    if (entry == 0) report.invalidPointer(caller, address, "not allocated by hmalloc (or freed already)");
+    if (entry == 0) report.notOurs(caller, address);
     if (entry & page_map.huge_tag != 0) {
         const h: *huge.Huge = @ptrFromInt(entry & ~page_map.huge_tag);
         if (address != h.user) report.invalidPointer(caller, address, "not the start of a block");

@@ -37,6 +37,13 @@ pub fn invalidPointer(caller: Caller, address: usize, reason: []const u8) noretu
     std.c.abort();
 }
 
+/// A pointer no pool owns: "not allocated by hmalloc" (or memtier).
+pub fn notOurs(caller: Caller, address: usize) noreturn {
+    var buf: [96]u8 = undefined;
+    const reason = std.fmt.bufPrint(&buf, "not allocated by {s} (or freed already)", .{prefix}) catch "not allocated here";
+    invalidPointer(caller, address, reason);
+}
+
 /// Writes `bytes` to stderr with write(2), retrying short writes.
 pub fn writeAll(bytes: []const u8) void {
     var rest = bytes;
