@@ -190,30 +190,29 @@ pub const Chunk = struct {
     /// dirty now. Pages freed and reused between ticks are never purged.
     /// Returns pages purged.
     pub fn purgeOld(c: *Chunk) usize {
-        var purged: usize = 0;
-        for (&c.old_dirty_map, c.dirty_map) |*old, dirty| old.* &= dirty;
-        var page: usize = header_pages;
-        while (page < pages_per_chunk) {
-            const start = firstSet(&c.old_dirty_map, page, pages_per_chunk) orelse break;
-            const end = firstClear(&c.old_dirty_map, start, pages_per_chunk) orelse pages_per_chunk;
-            assert(firstClear(&c.free_map, start, end) == null);
-            const addr = @intFromPtr(c) + start * page_bytes;
-            _ = linux.madvise(@ptrFromInt(addr), (end - start) * page_bytes, linux.MADV.DONTNEED);
-            clearBits(&c.dirty_map, start, end - start);
-            purged += end - start;
-            page = end;
-        }
+        var old = c.old_dirty_map;
+        for (&old, c.dirty_map) |*o, dirty| o.* &= dirty;
+        const purged = c.purgeMarked(&old);
         c.old_dirty_map = c.dirty_map;
         return purged;
     }
 
     /// madvise(DONTNEED) every free dirty page range; returns pages purged.
     pub fn purge(c: *Chunk) usize {
+        var all = c.dirty_map;
+        const purged = c.purgeMarked(&all);
+        c.old_dirty_map = @splat(0);
+        return purged;
+    }
+
+    /// Purges the (free, dirty) pages marked in `marked` and clears their
+    /// dirty bits; returns how many.
+    fn purgeMarked(c: *Chunk, marked: *const [map_words]u64) usize {
         var purged: usize = 0;
         var page: usize = header_pages;
         while (page < pages_per_chunk) {
-            const start = firstSet(&c.dirty_map, page, pages_per_chunk) orelse break;
-            const end = firstClear(&c.dirty_map, start, pages_per_chunk) orelse pages_per_chunk;
+            const start = firstSet(marked, page, pages_per_chunk) orelse break;
+            const end = firstClear(marked, start, pages_per_chunk) orelse pages_per_chunk;
             assert(firstClear(&c.free_map, start, end) == null);
             const addr = @intFromPtr(c) + start * page_bytes;
             _ = linux.madvise(@ptrFromInt(addr), (end - start) * page_bytes, linux.MADV.DONTNEED);
@@ -221,7 +220,6 @@ pub const Chunk = struct {
             purged += end - start;
             page = end;
         }
-        c.old_dirty_map = @splat(0);
         return purged;
     }
 
