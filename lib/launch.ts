@@ -210,7 +210,16 @@ export async function launch(
   }
 }
 
-function statOrNull(path: string): Deno.FileInfo | null {
+/**
+ * stat(2), or null when nothing is there (a permission error is thrown, not hidden).
+ *
+ * @example
+ * ```ts
+ * import { statOrNull } from "./launch.ts";
+ * console.log(statOrNull("/no/such/file")); // null
+ * ```
+ */
+export function statOrNull(path: string): Deno.FileInfo | null {
   try {
     return Deno.statSync(path);
   } catch (error) {

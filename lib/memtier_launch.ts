@@ -29,7 +29,7 @@
  * @module
  */
 
-import { launch, LaunchError } from "./launch.ts";
+import { launch, LaunchError, statOrNull } from "./launch.ts";
 import { parseTierSpec, tierEnvFromFlags, type TierSpec } from "./tier_spec.ts";
 
 /** Exit status for a bad configuration, a usage error or a program that cannot run. */
@@ -205,18 +205,6 @@ export function memtierConfig(
 
 function isDirectory(path: string): boolean {
   return statOrNull(path)?.isDirectory ?? false;
-}
-
-/** stat(2), or null when nothing is there (a permission error is thrown, not hidden). */
-function statOrNull(path: string): Deno.FileInfo | null {
-  try {
-    return Deno.statSync(path);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound || error instanceof Deno.errors.NotADirectory) {
-      return null;
-    }
-    throw error;
-  }
 }
 
 /** The local build, relative to this module (null when not loaded from a file). */
