@@ -103,7 +103,7 @@ export class LaunchError extends Error {
  * ```ts
  * import { findProgram } from "./launch.ts";
  * findProgram("sh", "/usr/bin:/bin"); // "/usr/bin/sh"
- * findProgram("./prog", "/usr/bin"); // "./prog" (when it exists and is executable)
+ * findProgram("/bin/sh", ""); // "/bin/sh": a name with a slash is used as given
  * ```
  */
 export function findProgram(program: string, searchPath: string = DEFAULT_PATH): string {
