@@ -10,7 +10,7 @@
  * sysfs: nodes with memory and no CPU, nearest by SLIT distance).
  */
 import assert from "node:assert/strict";
-import { buildCProgram } from "./c_programs.ts";
+import { buildCProgram, type PageCounts } from "./c_programs.ts";
 import { repoRoot, runInVm, type VmStepResult, vmTestIgnore } from "./vm.ts";
 
 const ignore: boolean = vmTestIgnore();
@@ -46,15 +46,8 @@ const steps: readonly Step[] = [
   },
 ];
 
-/** The probe's JSON line. */
-interface PlaceReport {
-  bytes: number;
-  blocks: number;
-  pages: number;
-  nodes: number[];
-  absent: number;
-  errors: number;
-}
+/** The probe's JSON line: the same page counts as placement.c reports. */
+type PlaceReport = PageCounts;
 
 let batch: Promise<Map<string, VmStepResult>> | undefined;
 

@@ -37,6 +37,7 @@
 //! messages; both run the case table `testdata/tier_spec_cases.json`.
 const std = @import("std");
 const assert = std.debug.assert;
+const node_list = @import("node_list.zig"); // its `quoted` escapes like every message here
 
 /// Most tiers a configuration may name (memkind's 1 KiB string fits ~37 FS_DAX tiers; real
 /// machines have DRAM, one KMEM_DAX and a few FS_DAX). Bounds `Spec` and per-thread state.
@@ -274,17 +275,7 @@ fn defaultMark(defaulted: bool) []const u8 {
 /// `quote_bytes_max` bytes of `text`, then `...` after the closing quote.
 fn writeQuoted(w: *std.Io.Writer, text: []const u8) std.Io.Writer.Error!void {
     const shown = text[0..@min(text.len, quote_bytes_max)];
-    try w.writeByte('"');
-    for (shown) |c| switch (c) {
-        '"' => try w.writeAll("\\\""),
-        '\\' => try w.writeAll("\\\\"),
-        '\n' => try w.writeAll("\\n"),
-        '\r' => try w.writeAll("\\r"),
-        '\t' => try w.writeAll("\\t"),
-        0...8, 11...12, 14...31, 127 => try w.print("\\x{x:0>2}", .{c}),
-        else => try w.writeByte(c),
-    };
-    try w.writeByte('"');
+    try node_list.quoted(shown).format(w);
     if (shown.len < text.len) try w.writeAll("...");
 }
 
