@@ -9,12 +9,15 @@
  * tier) and, for the python rows, memkind (Debian memkind's libmemtier.so, same tiers).
  *
  * usage: deno run -A bench/run.ts [--quick] [--instructions] [--rows ID,..] [--peers P,..]
- *                                 [--reps N] [--out DIR] [--no-build]
+ *                                 [--reps N] [--rounds N] [--out DIR] [--no-build]
  *   --quick         tiny sizes, 1 repetition: every program runs and reports (CI sanity)
  *   --instructions  add callgrind instruction counts for the mixed rows (repeatable numbers)
  *   --rows          only rows whose id starts with one of these (mixed,xthread,larson,...)
  *   --peers         only these peers
  *   --reps          repetitions per workload (default 5, realloc 3, python 5; quick 1)
+ *   --rounds        timed rows run every peer once per round, peers interleaved, and report the
+ *                   median over rounds of each process's median (default 3; quick 1): a slow
+ *                   phase of a noisy machine then hits every peer alike
  *   --out           output directory (default bench/out)
  *   --no-build      do not run scripts/build.sh first
  *
@@ -100,6 +103,7 @@ function fail(what: string, out: Output): never {
 interface Context {
   quick: boolean;
   reps: number | null;
+  rounds: number;
   outDir: string;
   python: string;
   /** Snapshot of our built libraries for this run (bench/out/lib). */
@@ -275,8 +279,55 @@ async function pythonAll(
 
 const cache = new Map<string, Promise<Record<string, number>>>();
 
+function cacheKey(spec: RowSpec, peer: Peer, ctx: Context): string {
+  return JSON.stringify([spec.kind, spec.program, spec.args(ctx.quick), peer.name]);
+}
+
+/**
+ * A timed row in `ctx.rounds` rounds, each running every peer once in turn: the row's value per
+ * peer is the median of its rounds (each itself a median of the process's repetitions), with
+ * `round_min` and `round_max` beside it. Fills `cache`, which `measure` then reads.
+ */
+async function measureRounds(spec: RowSpec, peers: Peer[], ctx: Context): Promise<void> {
+  const samples = new Map<string, Record<string, number>[]>();
+  const errors = new Map<string, unknown>();
+  for (let round = 0; round < ctx.rounds; round++) {
+    for (const peer of peers) {
+      if (errors.has(peer.name) || cache.has(cacheKey(spec, peer, ctx))) continue;
+      try {
+        const values: Record<string, number> = await measureOnce(spec, peer, ctx);
+        samples.set(peer.name, [...(samples.get(peer.name) ?? []), values]);
+      } catch (e: unknown) {
+        errors.set(peer.name, e);
+      }
+    }
+  }
+  for (const peer of peers) {
+    const key: string = cacheKey(spec, peer, ctx);
+    if (cache.has(key)) continue;
+    const runs: Record<string, number>[] = samples.get(peer.name) ?? [];
+    if (errors.has(peer.name) || runs.length === 0) {
+      const failure: Promise<Record<string, number>> = Promise.reject(errors.get(peer.name));
+      failure.catch(() => {}); // read (and reported) by measure
+      cache.set(key, failure);
+      continue;
+    }
+    const headline: number[] = runs.map((r: Record<string, number>) => r[spec.key]);
+    cache.set(
+      key,
+      Promise.resolve({
+        ...runs[runs.length - 1],
+        [spec.key]: median(headline),
+        round_min: Math.min(...headline),
+        round_max: Math.max(...headline),
+        rounds: runs.length,
+      }),
+    );
+  }
+}
+
 async function measure(spec: RowSpec, peer: Peer, ctx: Context): Promise<Cell> {
-  const key: string = JSON.stringify([spec.kind, spec.program, spec.args(ctx.quick), peer.name]);
+  const key: string = cacheKey(spec, peer, ctx);
   if (!cache.has(key)) cache.set(key, measureOnce(spec, peer, ctx));
   try {
     const values: Record<string, number> = { ...(await cache.get(key)!) };
@@ -376,6 +427,7 @@ async function main(): Promise<number> {
       rows: { type: "string" },
       peers: { type: "string" },
       reps: { type: "string" },
+      rounds: { type: "string" },
       out: { type: "string", default: `${root}/bench/out` },
       "no-build": { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
@@ -391,9 +443,13 @@ async function main(): Promise<number> {
   if (reps !== null && !(Number.isInteger(reps) && reps >= 1 && reps <= 64)) {
     throw new RangeError(`--reps must be an integer 1..64, got '${values.reps}'`);
   }
+  const quick: boolean = values.quick;
+  const rounds: number = values.rounds === undefined ? (quick ? 1 : 3) : Number(values.rounds);
+  if (!(Number.isInteger(rounds) && rounds >= 1 && rounds <= 64)) {
+    throw new RangeError(`--rounds must be an integer 1..64, got '${values.rounds}'`);
+  }
   const outDir: string = values.out;
   mkdirSync(outDir, { recursive: true });
-  const quick: boolean = values.quick;
   if (!values["no-build"]) {
     const b: Output = await exec("bash", [`${root}/scripts/build.sh`], { OPTIMIZE: "fast" });
     if (b.code !== 0) console.error(`bench: build failed, using what is there:\n${b.stderr}`);
@@ -407,6 +463,7 @@ async function main(): Promise<number> {
   const ctx: Context = {
     quick,
     reps,
+    rounds,
     outDir,
     python: py.stdout.trim() || "python3",
     libDir: ourLibDir,
@@ -416,8 +473,19 @@ async function main(): Promise<number> {
     .filter((s: RowSpec) => wantRows === null || wantRows.some((w: string) => s.id.startsWith(w)));
   const external: string[] = allPeers.filter((p: Peer) => p.external).map((p: Peer) => p.name);
   const rows: RowResult[] = [];
+  const available = (name: string): boolean => {
+    const peer: Peer | undefined = allPeers.find((p: Peer) => p.name === name);
+    return peer !== undefined && (wantPeers === null || wantPeers.includes(name)) &&
+      (peer.preload === undefined || existsSync(preloadPath(peer, ctx)));
+  };
   for (const spec of specs) {
     const cells: Cell[] = [];
+    if (spec.kind === "time") {
+      const runnable: Peer[] = spec.peers.filter(available).map((n: string) =>
+        allPeers.find((p: Peer) => p.name === n)!
+      );
+      await measureRounds(spec, runnable, ctx);
+    }
     for (const name of spec.peers) {
       if (wantPeers !== null && !wantPeers.includes(name)) continue;
       const peer: Peer = allPeers.find((p: Peer) => p.name === name)!;

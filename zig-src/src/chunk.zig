@@ -70,6 +70,9 @@ pub const Chunk = struct {
     magic: u64,
     /// The owning pool (opaque here to keep this file free of pool.zig).
     pool: *anyopaque,
+    /// The owning pool's slot (indexes each thread's caches: `free` needs
+    /// no load from the pool).
+    slot: u8,
     /// Next chunk of the same pool.
     next: ?*Chunk,
     free_pages: u32,
@@ -96,13 +99,14 @@ pub const Chunk = struct {
     }
 
     /// Sets up the header of a freshly mapped (zero, placed) chunk.
-    pub fn init(base: usize, pool: *anyopaque) *Chunk {
+    pub fn init(base: usize, pool: *anyopaque, slot: u8) *Chunk {
         assert(base % chunk_bytes == 0);
         const c: *Chunk = @ptrFromInt(base);
         // Fresh anonymous memory is zero: only the non-zero fields are written,
         // so the header's untouched pages (run descriptors) cost no RSS yet.
         c.magic = chunk_magic;
         c.pool = pool;
+        c.slot = slot;
         c.next = null;
         c.free_pages = usable_pages;
         setBits(&c.free_map, header_pages, usable_pages);
@@ -279,7 +283,7 @@ fn firstSet(map: []const u64, start: usize, end: usize) ?usize {
 fn testChunk() !*Chunk {
     const rc = linux.mmap(null, 2 * chunk_bytes, .{ .READ = true, .WRITE = true }, .{ .TYPE = .PRIVATE, .ANONYMOUS = true }, -1, 0);
     if (linux.errno(rc) != .SUCCESS) return error.OutOfMemory;
-    return Chunk.init(std.mem.alignForward(usize, rc, chunk_bytes), @ptrFromInt(0x1000));
+    return Chunk.init(std.mem.alignForward(usize, rc, chunk_bytes), @ptrFromInt(0x1000), 0);
 }
 
 test "a fresh chunk offers all pages after its header" {

@@ -46,13 +46,7 @@ fn pinLoaded() void {
 export const hmalloc_init_array linksection(".init_array") = &constructor;
 
 export fn hmalloc(size: usize) ?*anyopaque {
-    const pool = registry.defaultPoolIfReady() orelse return hmallocFirst(size);
-    return pool.alloc(size);
-}
-
-fn hmallocFirst(size: usize) ?*anyopaque {
-    @branchHint(.cold);
-    return registry.defaultPool().alloc(size);
+    return pool_mod.allocDefault(size);
 }
 
 export fn hcalloc(nmemb: usize, size: usize) ?*anyopaque {

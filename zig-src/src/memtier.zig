@@ -95,6 +95,8 @@ pub const Choice = struct { pool: *Pool, tier: u8 };
 /// Set once loaded when there is nothing to choose or count (one tier, log
 /// level 0): malloc and free then go straight to this pool.
 pub var plain_pool: ?*Pool = null;
+/// plain_pool is the default pool (DRAM alone): malloc is hmalloc's path.
+pub var plain_default: bool = false;
 
 pub inline fn isReady() bool {
     return state.load(.acquire) == .ready;
@@ -112,7 +114,10 @@ pub fn ensureReady() bool {
     defer initialising_here = false;
     state.store(.initialising, .release);
     load();
-    if (tier_count <= 1 and log_level == 0) plain_pool = tiers[0].pool;
+    if (tier_count <= 1 and log_level == 0) {
+        plain_pool = tiers[0].pool;
+        plain_default = tiers[0].pool == registry.defaultPool();
+    }
     state.store(.ready, .release);
     return true;
 }

@@ -34,6 +34,16 @@ inline fn allocate(size: usize, alignment: usize, zeroed: bool) ?*anyopaque {
 }
 
 export fn malloc(size: usize) ?*anyopaque {
+    if (memtier.plain_default) {
+        @branchHint(.likely);
+        return pool_mod.allocDefault(size);
+    }
+    return mallocTiered(size);
+}
+
+/// malloc with tiers to choose from, a tier other than DRAM alone, or before
+/// the configuration is loaded (kept out of line: malloc stays a leaf).
+fn mallocTiered(size: usize) ?*anyopaque {
     if (memtier.plain_pool) |p| return p.alloc(size);
     return allocate(size, 0, false);
 }
@@ -46,9 +56,14 @@ export fn calloc(nmemb: usize, size: usize) ?*anyopaque {
 export fn free(ptr: ?*anyopaque) void {
     const address = @intFromPtr(ptr orelse return);
     if (memtier.plain_pool != null) {
-        if (!pool_mod.freeUnlessForeign(address, "free")) foreignFree(address);
-        return;
+        @branchHint(.likely);
+        return pool_mod.freeOrForeign(address, "free", foreignFree);
     }
+    freeTiered(address);
+}
+
+/// free with tiers to account (out of line: free stays a leaf).
+fn freeTiered(address: usize) void {
     if (!pool_mod.isOurs(address)) return foreignFree(address);
     const owner = pool_mod.ownerOf(address, "free");
     const p = pool_mod.ownedPool(owner);

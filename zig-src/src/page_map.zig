@@ -18,6 +18,16 @@
 //! 2^12 slots (32 KiB, static), each leaf 2^13 entries (64 KiB, mapped on
 //! first use and never freed: at most 4096 leaves, and a leaf covers 32 GiB).
 //! Addresses at or above 2^47 are never ours (we never pass mmap a high hint).
+//!
+//! In front of the tree, `chunkOf` answers for chunks alone from a direct-
+//! mapped table (granule number mod 8192 → chunk base, 64 KiB): one load,
+//! one xor and one compare instead of two dependent loads and three tests,
+//! which is most of `free`'s lookup; the xor also gives the offset in the
+//! chunk. A slot whose entry names another granule (two chunks 32 GiB
+//! apart), and every huge mapping, fall back to the tree. An empty slot holds
+//! 0, which matches no address of a granule that maps to it, except slot 0
+//! for the first 4 MiB of the address space: slot 0's "empty" is therefore an
+//! address above 2^47 (never ours).
 const std = @import("std");
 const assert = std.debug.assert;
 const linux = std.os.linux;
@@ -38,6 +48,34 @@ const Leaf = [leaf_entries]std.atomic.Value(Entry);
 
 var root: [1 << root_bits]std.atomic.Value(?*Leaf) = @splat(.init(null));
 var write_lock: std.c.pthread_mutex_t = .{};
+
+const fast_bits = 13;
+var fast_chunks: [1 << fast_bits]std.atomic.Value(usize) = blk: {
+    var t: [1 << fast_bits]std.atomic.Value(usize) = @splat(.init(0));
+    t[0] = .init(fast_empty_zero);
+    break :blk t;
+};
+const fast_empty_zero: usize = @as(usize, 1) << 62;
+
+inline fn fastSlot(address: usize) *std.atomic.Value(usize) {
+    return &fast_chunks[(address >> granule_shift) & ((1 << fast_bits) - 1)];
+}
+
+inline fn fastEmpty(address: usize) usize {
+    return if (fastSlot(address) == &fast_chunks[0]) fast_empty_zero else 0;
+}
+
+/// A chunk known to the fast table: its base, and `address`'s offset in it.
+pub const ChunkHit = struct { base: usize, offset: usize };
+
+/// The chunk holding `address` if the fast table knows it; null means "ask
+/// `lookup`" (not a chunk, a colliding chunk, or not ours).
+pub inline fn chunkOf(address: usize) ?ChunkHit {
+    const base = fastSlot(address).load(.acquire);
+    const offset = base ^ address;
+    if (offset >= granule_bytes) return null;
+    return .{ .base = base, .offset = offset };
+}
 
 /// The entry of the granule holding `address` (0 if none). Lock-free.
 pub inline fn lookup(address: usize) Entry {
@@ -66,6 +104,11 @@ pub fn register(base: usize, length: usize, entry: Entry) error{OutOfMemory}!voi
         assert(leaf[key & (leaf_entries - 1)].load(.monotonic) == 0);
         leaf[key & (leaf_entries - 1)].store(entry, .release);
     }
+    // A chunk (one granule, untagged entry) also gets the fast slot if free.
+    if (entry == base and length == granule_bytes) {
+        const slot = fastSlot(base);
+        if (slot.load(.monotonic) == fastEmpty(base)) slot.store(base, .release);
+    }
 }
 
 /// Forgets the granules of [base, base + length) (before they are unmapped).
@@ -75,6 +118,7 @@ pub fn unregister(base: usize, length: usize) void {
     defer _ = std.c.pthread_mutex_unlock(&write_lock);
     var key = base >> granule_shift;
     const end = (base + length - 1) >> granule_shift;
+    if (length == granule_bytes and fastSlot(base).load(.monotonic) == base) fastSlot(base).store(fastEmpty(base), .release);
     while (key <= end) : (key += 1) {
         const leaf = root[key >> leaf_bits].load(.monotonic) orelse unreachable;
         assert(leaf[key & (leaf_entries - 1)].load(.monotonic) != 0);
@@ -127,4 +171,34 @@ test "unregister forgets the range" {
     try register(base, granule_bytes, base);
     unregister(base, granule_bytes);
     try std.testing.expectEqual(@as(Entry, 0), lookup(base + 100));
+}
+
+test "chunks are found through the fast table; huge ranges and strangers are not" {
+    const base: usize = 0x6666_0000_0000;
+    try std.testing.expectEqual(@as(?ChunkHit, null), chunkOf(base + 5));
+    try register(base, granule_bytes, base);
+    try std.testing.expectEqual(ChunkHit{ .base = base, .offset = granule_bytes - 1 }, chunkOf(base + granule_bytes - 1).?);
+    try std.testing.expectEqual(@as(?ChunkHit, null), chunkOf(base + granule_bytes));
+    // Empty slots never match, also for the first granule.
+    for ([_]usize{ 0, 8, 0x1000, granule_bytes - 1, granule_bytes, 3 * granule_bytes + 64 }) |a|
+        try std.testing.expectEqual(@as(?ChunkHit, null), chunkOf(a));
+    // A chunk 32 GiB further shares the slot: the tree answers for it.
+    const twin = base + (@as(usize, 1) << (granule_shift + fast_bits));
+    try register(twin, granule_bytes, twin);
+    try std.testing.expectEqual(@as(?ChunkHit, null), chunkOf(twin));
+    try std.testing.expectEqual(twin, lookup(twin));
+    unregister(twin, granule_bytes);
+    try std.testing.expectEqual(base, chunkOf(base).?.base); // the owner keeps its slot
+    unregister(base, granule_bytes);
+    try std.testing.expectEqual(@as(?ChunkHit, null), chunkOf(base));
+    // Slot 0 (granule numbers that are multiples of 8192) empties to its own marker.
+    const zero_slot: usize = @as(usize, 1) << (granule_shift + fast_bits);
+    try register(zero_slot, granule_bytes, zero_slot);
+    try std.testing.expectEqual(zero_slot, chunkOf(zero_slot + 100).?.base);
+    unregister(zero_slot, granule_bytes);
+    try std.testing.expectEqual(@as(?ChunkHit, null), chunkOf(100));
+    const huge_base: usize = 0x6677_0000_0000;
+    try register(huge_base, granule_bytes, huge_base | huge_tag);
+    defer unregister(huge_base, granule_bytes);
+    try std.testing.expectEqual(@as(?ChunkHit, null), chunkOf(huge_base));
 }

@@ -75,7 +75,6 @@ pub const Stats = struct {
 
 pub const Pool = struct {
     slot: u8,
-    generation: u32,
     policy: Policy,
     source: ChunkSource,
     page_lock: Lock = .{},
@@ -124,26 +123,15 @@ pub const Pool = struct {
     /// The lock-free path. Every way off it is a call in tail position
     /// (`allocSmallSlow`), so the fast path needs no saved registers.
     inline fn allocSmall(pool: *Pool, class: size_class.ClassIndex) ?[*]u8 {
-        const cache = fastCacheOf(pool) orelse return pool.allocSmallSlow(class);
-        const bin = &cache.bins[class];
-        if (bin.count == 0) return pool.allocSmallSlow(class);
-        bin.count -= 1;
-        const block = bin.items[bin.count];
-        @as(*usize, @ptrFromInt(block)).* = 0; // clear the free canary
-        return @ptrFromInt(block);
+        const tc = thread_cache.current() orelse return pool.allocSmallSlow(class);
+        const cache = tc.pools[pool.slot] orelse return pool.allocSmallSlow(class);
+        return popOr(cache, class) orelse pool.allocSmallSlow(class);
     }
 
     fn allocSmallSlow(pool: *Pool, class: size_class.ClassIndex) ?[*]u8 {
         @branchHint(.cold);
         const cache = cacheOf(pool) orelse return pool.allocSmallUncached(class);
-        const bin = &cache.bins[class];
-        if (bin.count > 0) {
-            bin.count -= 1;
-            const block = bin.items[bin.count];
-            @as(*usize, @ptrFromInt(block)).* = 0;
-            return @ptrFromInt(block);
-        }
-        return pool.refill(cache, class);
+        return popOr(cache, class) orelse pool.refill(cache, class);
     }
 
     fn refill(pool: *Pool, cache: *thread_cache.PoolCache, class: size_class.ClassIndex) ?[*]u8 {
@@ -239,7 +227,7 @@ pub const Pool = struct {
             report.setErrno(.NOMEM);
             return null;
         };
-        const c = Chunk.init(base, pool);
+        const c = Chunk.init(base, pool, pool.slot);
         c.next = pool.chunks;
         pool.chunks = c;
         _ = pool.stats.mapped_bytes.fetchAdd(chunk_mod.chunk_bytes, .monotonic);
@@ -294,7 +282,7 @@ pub const Pool = struct {
     }
 
     /// Unmaps every chunk and huge block of the pool. The caller makes sure
-    /// no thread uses it any more; stale thread caches are dropped by generation.
+    /// no thread uses it any more (registry.destroy drops the threads' caches).
     pub fn releaseAll(pool: *Pool) void {
         pool.page_lock.lock();
         defer pool.page_lock.unlock();
@@ -372,34 +360,35 @@ pub fn ownerOf(address: usize, caller: Caller) Owner {
 
 pub inline fn free(ptr: ?*anyopaque, caller: Caller) void {
     const address = @intFromPtr(ptr orelse return);
-    freeEntry(address, page_map.lookup(address), caller);
+    const hit = page_map.chunkOf(address) orelse return freeSlow(address, caller);
+    freeInChunk(address, hit, caller);
 }
 
-/// `free` for an interposer: a pointer no pool owns is left alone (returns
-/// false) instead of being reported; everything else is as `free`.
-pub inline fn freeUnlessForeign(address: usize, caller: Caller) bool {
-    const entry = page_map.lookup(address);
-    if (entry == 0) return false;
-    freeEntry(address, entry, caller);
-    return true;
+/// `free` for an interposer: a pointer no pool owns is handed to
+/// `onForeign` instead of being reported; everything else is as `free`.
+pub inline fn freeOrForeign(address: usize, caller: Caller, comptime onForeign: fn (usize) void) void {
+    const hit = page_map.chunkOf(address) orelse return freeOffTable(address, caller, onForeign);
+    freeInChunk(address, hit, caller);
 }
 
-inline fn freeEntry(address: usize, entry: page_map.Entry, caller: Caller) void {
-    // The common case, a small block, checked inline with the same rules as
-    // ownerOf; anything else (and any doubt) takes ownerOf's full path.
-    if (entry & page_map.huge_tag == 0 and entry != 0) {
-        const c: *Chunk = @ptrFromInt(entry);
-        const page = (address - entry) >> size_class.page_shift;
-        const class_plus_one = c.page_class[page]; // 0: not a slab page
-        if (class_plus_one != 0) {
+fn freeOffTable(address: usize, caller: Caller, comptime onForeign: fn (usize) void) void {
+    @branchHint(.cold);
+    if (page_map.lookup(address) == 0) return onForeign(address);
+    freeSlow(address, caller);
+}
+
+/// The common case, a small block in a chunk, checked inline with the same
+/// rules as ownerOf; anything else (and any doubt) takes ownerOf's full path.
+inline fn freeInChunk(address: usize, hit: page_map.ChunkHit, caller: Caller) void {
+    const c: *Chunk = @ptrFromInt(hit.base);
+    const page = hit.offset >> size_class.page_shift;
+    const class_plus_one: usize = c.page_class[page]; // 0: not a slab page
+    if (class_plus_one != 0) {
+        @branchHint(.likely);
+        const slab_offset = hit.offset - @as(usize, c.page_owner[page]) * page_bytes;
+        if (size_class.isBlockStart(class_plus_one, slab_offset)) {
             @branchHint(.likely);
-            const class: size_class.ClassIndex = @intCast(class_plus_one - 1);
-            const base = entry + @as(usize, c.page_owner[page]) * page_bytes;
-            const index = size_class.regionIndex(class, address - base);
-            if (base + index * size_class.sizeOf(class) == address) {
-                @branchHint(.likely);
-                return freeSmall(@ptrCast(@alignCast(c.pool)), class, address, caller);
-            }
+            return freeSmall(c.slot, class_plus_one - 1, address, caller);
         }
     }
     return freeSlow(address, caller);
@@ -413,7 +402,7 @@ fn freeSlow(address: usize, caller: Caller) void {
 /// Frees the block at `address` whose owner `ownerOf` returned.
 pub inline fn freeOwned(owner: Owner, address: usize, caller: Caller) void {
     switch (owner) {
-        .small => |s| freeSmall(s.pool, s.class, address, caller),
+        .small => |s| freeSmall(s.pool.slot, s.class, address, caller),
         .large => |l| l.pool.freeLarge(l.run),
         .huge => |h| huge.free(h),
     }
@@ -437,20 +426,27 @@ pub inline fn ownedPool(owner: Owner) *Pool {
     };
 }
 
-inline fn freeSmall(pool: *Pool, class: size_class.ClassIndex, address: usize, caller: Caller) void {
+/// Pushes a small block of the pool in `slot` onto this thread's cache.
+/// (`class` is a usize so that a caller's class + 1 folds into addressing.)
+inline fn freeSmall(slot: u8, class: usize, address: usize, caller: Caller) void {
     const word: *usize = @ptrFromInt(address);
-    if (word.* == address ^ secret) report.invalidPointer(caller, address, "double free");
-    const cache = fastCacheOf(pool) orelse return freeSmallSlow(pool, class, address);
+    const canary = address ^ secret;
+    if (word.* == canary) report.invalidPointer(caller, address, "double free");
+    const tc = thread_cache.current() orelse return freeSmallSlow(@intCast(class), address);
+    const cache = tc.pools[slot] orelse return freeSmallSlow(@intCast(class), address);
     const bin = &cache.bins[class];
-    if (bin.count == bin.capacity) return freeSmallSlow(pool, class, address);
-    word.* = address ^ secret;
-    bin.items[bin.count] = address;
-    bin.count += 1;
+    const count = bin.count;
+    if (count == bin.capacity) return freeSmallSlow(@intCast(class), address);
+    bin.items[count] = address;
+    bin.count = count + 1;
+    word.* = canary; // last: it may not alias the loads above
 }
 
-/// freeSmall off its fast path: no cache yet, a stale one, or a full bin.
-fn freeSmallSlow(pool: *Pool, class: size_class.ClassIndex, address: usize) void {
+/// freeSmall off its fast path: no cache yet, or a full bin. A small block
+/// always lies in a chunk, which names its pool.
+fn freeSmallSlow(class: size_class.ClassIndex, address: usize) void {
     @branchHint(.cold);
+    const pool: *Pool = @ptrCast(@alignCast(Chunk.fromAddress(address).pool));
     const word: *usize = @ptrFromInt(address);
     const cache = cacheOf(pool) orelse {
         word.* = address ^ secret;
@@ -467,10 +463,11 @@ fn freeSmallSlow(pool: *Pool, class: size_class.ClassIndex, address: usize) void
 /// A full cache bin gives its older half back to the pool.
 fn flushHalf(pool: *Pool, class: size_class.ClassIndex, bin: *thread_cache.CacheBin) void {
     @branchHint(.cold);
+    assert(bin.count == bin.capacity and bin.capacity % 2 == 0);
     const half = bin.capacity / 2;
     pool.putBlocks(class, bin.items[0..half]);
-    std.mem.copyForwards(usize, bin.items[0 .. bin.count - half], bin.items[half..bin.count]);
-    bin.count -= half;
+    @memcpy(bin.items[0..half], bin.items[half..bin.count]);
+    bin.count = half;
 }
 
 pub fn usableSize(ptr: ?*anyopaque, caller: Caller) usize {
@@ -504,30 +501,50 @@ pub fn realloc(ptr: ?*anyopaque, size: usize, caller: Caller, default_pool: *Poo
 
 const registry = @import("registry.zig");
 
-/// This thread's cache of `pool` if it exists and is current; null sends the
-/// caller to its slow path (which calls `cacheOf`).
-inline fn fastCacheOf(pool: *Pool) ?*thread_cache.PoolCache {
-    const tc = thread_cache.current() orelse return null;
-    const cache = tc.pools[pool.slot] orelse return null;
-    if (cache.generation != pool.generation) return null;
-    return cache;
+/// The cache's newest block of `class` (its free canary cleared), or null
+/// when the cache has none.
+inline fn popOr(cache: *thread_cache.PoolCache, class: usize) ?[*]u8 {
+    const bin = &cache.bins[class];
+    const count = bin.count;
+    if (count == 0) return null;
+    const block = bin.items[count - 1];
+    bin.count = count - 1;
+    @as(*usize, @ptrFromInt(block)).* = 0; // clear the free canary
+    return @ptrFromInt(block);
+}
+
+/// hmalloc(): the default pool's allocation. The thread's cache of the
+/// default pool is the start of its ThreadCache, so the common path needs
+/// neither the pool nor a slot lookup; sizes up to 4 KiB (the table's) are
+/// tested first, so they pay one compare.
+pub inline fn allocDefault(size: usize) ?[*]u8 {
+    if (size <= size_class.lookup_max_bytes) {
+        @branchHint(.likely);
+        return allocDefaultSmall(size_class.classOfLookup(size));
+    }
+    if (size <= size_class.small_max_bytes) return allocDefaultSmall(size_class.classByArithmetic(size));
+    return registry.defaultPool().allocPages(size, page_bytes);
+}
+
+inline fn allocDefaultSmall(class: usize) ?[*]u8 {
+    const tc = thread_cache.current() orelse return allocDefaultSlow(@intCast(class));
+    return popOr(&tc.default, class) orelse allocDefaultSlow(@intCast(class));
+}
+
+fn allocDefaultSlow(class: size_class.ClassIndex) ?[*]u8 {
+    @branchHint(.cold);
+    return registry.defaultPool().allocSmallSlow(class);
 }
 
 /// This thread's cache of `pool`, created on first use; null while the thread
 /// is setting its cache up (re-entrant calls go to the bins directly).
 inline fn cacheOf(pool: *Pool) ?*thread_cache.PoolCache {
     const tc = thread_cache.current() orelse return registry.initThreadCache(pool);
-    const cache = tc.pools[pool.slot] orelse return registry.initPoolCache(tc, pool);
-    if (cache.generation != pool.generation) {
-        @branchHint(.unlikely);
-        cache.drop(pool.generation);
-    }
-    return cache;
+    return tc.pools[pool.slot] orelse registry.initPoolCache(tc, pool);
 }
 
 /// Gives every cached block of this thread's `cache` back to `pool`.
 pub fn flushCache(pool: *Pool, cache: *thread_cache.PoolCache) void {
-    if (cache.generation != pool.generation) return cache.drop(pool.generation);
     for (&cache.bins, 0..) |*bin, class| {
         if (bin.count == 0) continue;
         pool.putBlocks(@intCast(class), bin.items[0..bin.count]);

@@ -5,8 +5,9 @@
 //! default pool (hmalloc's), made on first use or by the library constructor
 //! with the policy from the environment (policy_env.zig, which ends the
 //! program on a bad one). A pool's slot indexes each thread's array of
-//! caches; destroying a pool bumps its slot's generation so that caches still
-//! holding its blocks drop them instead of handing them out.
+//! caches; destroying a pool also destroys every thread's cache of it (the
+//! registry lists all live thread caches), so that no cache can hand out a
+//! block of a dead pool and the hot paths need no staleness check.
 //!
 //! Thread caches are created on a thread's first allocation and registered
 //! with a pthread key whose destructor flushes them when the thread exits.
@@ -37,20 +38,16 @@ const Pool = pool_mod.Pool;
 pub const max_pools = thread_cache.max_pools;
 
 var slots: [max_pools]std.atomic.Value(?*Pool) = @splat(.init(null));
-/// Pool structs are kept for reuse by their slot (never unmapped), so a
-/// stale cache's generation check never reads freed memory.
+/// Pool structs are kept for reuse by their slot (never unmapped): a pointer
+/// to a destroyed pool still reads a valid (empty) struct.
 var spare: [max_pools]?*Pool = @splat(null);
-var generations: [max_pools]u32 = @splat(0);
 var lock: std.c.pthread_mutex_t = .{};
+/// Every thread's cache, for `destroy` (under `lock`).
+var thread_caches: ?*thread_cache.ThreadCache = null;
 var default_pool: std.atomic.Value(?*Pool) = .init(null);
 var thread_key: std.c.pthread_key_t = 0;
 /// Whether `thread_key` exists (a thread caching before that is not flushed at exit).
 var key_ready: std.atomic.Value(bool) = .init(false);
-
-/// The default pool if it is set up already (the hot path's check).
-pub inline fn defaultPoolIfReady() ?*Pool {
-    return default_pool.load(.acquire);
-}
 
 /// The default pool, set up (policy from the environment) on first call.
 pub inline fn defaultPool() *Pool {
@@ -107,10 +104,8 @@ fn createLocked(policy: *const Policy, source: pool_mod.ChunkSource, slot: usize
         break :blk @ptrCast(@alignCast(raw));
     };
     spare[slot] = p;
-    generations[slot] +%= 1;
     p.* = .{
         .slot = @intCast(slot),
-        .generation = generations[slot],
         .policy = policy.*,
         .source = source,
         .bins = undefined,
@@ -127,9 +122,13 @@ pub fn destroy(p: *Pool) void {
     defer _ = std.c.pthread_mutex_unlock(&lock);
     assert(slots[p.slot].load(.monotonic) == p);
     p.releaseAll();
-    // Caches of this slot now hold a dead generation: they drop, not flush.
-    generations[p.slot] +%= 1;
-    p.generation = generations[p.slot];
+    // Blocks cached by any thread are gone with the memory: forget them.
+    var it = thread_caches;
+    while (it) |tc| : (it = tc.next) {
+        const cache = tc.pools[p.slot] orelse continue;
+        tc.pools[p.slot] = null;
+        thread_cache.destroyPoolCache(cache);
+    }
     slots[p.slot].store(null, .release);
 }
 
@@ -145,9 +144,16 @@ pub fn initThreadCache(p: *Pool) ?*thread_cache.PoolCache {
     busy = true;
     defer busy = false;
     const tc = thread_cache.createThreadCache() orelse return null;
+    {
+        _ = std.c.pthread_mutex_lock(&lock);
+        defer _ = std.c.pthread_mutex_unlock(&lock);
+        tc.next = thread_caches;
+        if (thread_caches) |head| head.prev = tc;
+        thread_caches = tc;
+    }
     thread_cache.setCurrent(tc);
     if (key_ready.load(.acquire)) _ = std.c.pthread_setspecific(thread_key, tc);
-    return initPoolCacheInner(tc, p);
+    return tc.pools[p.slot] orelse initPoolCacheInner(tc, p);
 }
 
 pub fn initPoolCache(tc: *thread_cache.ThreadCache, p: *Pool) ?*thread_cache.PoolCache {
@@ -158,7 +164,8 @@ pub fn initPoolCache(tc: *thread_cache.ThreadCache, p: *Pool) ?*thread_cache.Poo
 }
 
 fn initPoolCacheInner(tc: *thread_cache.ThreadCache, p: *Pool) ?*thread_cache.PoolCache {
-    const cache = thread_cache.createPoolCache(p.generation) orelse return null;
+    assert(p.slot != 0); // slot 0's cache is part of the ThreadCache
+    const cache = thread_cache.createPoolCache() orelse return null;
     tc.pools[p.slot] = cache;
     return cache;
 }
@@ -171,12 +178,16 @@ fn threadExit(value: *anyopaque) callconv(.c) void {
     // Allocations made by later destructors go to the bins directly.
     thread_cache.setCurrent(null);
     busy = true;
+    _ = std.c.pthread_mutex_lock(&lock);
+    defer _ = std.c.pthread_mutex_unlock(&lock);
     for (&tc.pools, 0..) |*entry, slot| {
         const cache = entry.* orelse continue;
         entry.* = null;
         if (slots[slot].load(.acquire)) |p| pool_mod.flushCache(p, cache);
-        thread_cache.destroyPoolCache(cache);
+        if (slot != 0) thread_cache.destroyPoolCache(cache);
     }
+    if (tc.prev) |prev| prev.next = tc.next else thread_caches = tc.next;
+    if (tc.next) |next| next.prev = tc.prev;
     thread_cache.destroyThreadCache(tc);
 }
 
@@ -209,6 +220,12 @@ fn forkChild() callconv(.c) void {
         p.privatizeAfterFork();
     }
     lock = .{};
+    // Only the forking thread lives on; the others' caches are unreachable.
+    thread_caches = thread_cache.current();
+    if (thread_caches) |tc| {
+        tc.next = null;
+        tc.prev = null;
+    }
 }
 
 fn unlockAllPools() void {

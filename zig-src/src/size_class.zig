@@ -17,7 +17,9 @@
 //! slab and hold at least `slab_regions_min` blocks, capped so a slab's free
 //! bitmap fits `slab_regions_max` bits. Division by a class size (pointer →
 //! block index, done on every free) is a multiply and a shift with the
-//! reciprocal computed here (exact for offsets below 2^32).
+//! reciprocal computed here (exact for offsets below 2^32). Whether an offset
+//! is a block's start (free's interior-pointer check) is one multiply, one
+//! rotate and one compare with `start_tests` (no division, no second multiply).
 //!
 //! Trade-off: four classes per doubling (jemalloc's choice) instead of eight
 //! (tcmalloc-like) keeps the class count, and so per-thread cache memory,
@@ -75,7 +77,7 @@ fn nextClassSize(size: usize) usize {
 }
 
 /// Sizes up to this are classified by one table load (8-byte steps).
-const lookup_max_bytes: usize = 4096;
+pub const lookup_max_bytes: usize = 4096;
 const lookup_table: [lookup_max_bytes / 8 + 1]ClassIndex = blk: {
     @setEvalBranchQuota(200_000);
     var t: [lookup_max_bytes / 8 + 1]ClassIndex = undefined;
@@ -94,7 +96,15 @@ pub inline fn classOf(size_bytes: usize) ClassIndex {
     return classByArithmetic(size_bytes);
 }
 
-fn classByArithmetic(size_bytes: usize) ClassIndex {
+/// classOf for sizes ≤ lookup_max_bytes: one table load, as a usize (it
+/// indexes arrays next).
+pub inline fn classOfLookup(size_bytes: usize) usize {
+    assert(size_bytes <= lookup_max_bytes);
+    return lookup_table[(size_bytes + 7) >> 3];
+}
+
+/// classOf for sizes above lookup_max_bytes (and any size ≤ small_max_bytes).
+pub fn classByArithmetic(size_bytes: usize) ClassIndex {
     if (size_bytes <= 8) return 0;
     if (size_bytes <= 128) return @intCast((size_bytes + 15) >> 4);
     // Group g ≥ 0 covers (2^(g+7), 2^(g+8)]; four classes per group,
@@ -158,6 +168,35 @@ pub inline fn geometry(class: ClassIndex) SlabGeometry {
     return geometry_table[class];
 }
 
+/// Divisibility by a class size d = m·2^k (m odd) without division
+/// (Granlund–Montgomery): for x < 2^32, x % d == 0 exactly when
+/// rotr32(x·m⁻¹ mod 2^32, k) ≤ ⌊(2^32 − 1) / d⌋. Indexed by class + 1 (what
+/// a chunk's `page_class` stores); entry 0 is never consulted.
+pub const StartTest = extern struct { inverse: u32, limit: u32, shift: u32, unused: u32 = 0 };
+
+pub const start_tests: [count + 1]StartTest = blk: {
+    var t: [count + 1]StartTest = undefined;
+    t[0] = .{ .inverse = 0, .limit = 0, .shift = 0 };
+    for (class_table, 1..) |size, i| {
+        const k = @ctz(size);
+        const m: u64 = size >> k;
+        // Newton's iteration for the inverse of an odd m modulo 2^32.
+        var inv: u64 = m;
+        for (0..5) |_| inv = (inv *% (2 -% m *% inv)) & 0xffff_ffff;
+        assert((inv * m) & 0xffff_ffff == 1);
+        t[i] = .{ .inverse = @intCast(inv), .limit = @intCast(0xffff_ffff / size), .shift = k };
+    }
+    break :blk t;
+};
+
+/// Whether `offset_bytes` (from a slab's start, < 2^32) is a multiple of the
+/// size of class `class_plus_one - 1`.
+pub inline fn isBlockStart(class_plus_one: usize, offset_bytes: usize) bool {
+    const t = &start_tests[class_plus_one];
+    const x: u32 = @truncate(offset_bytes);
+    return std.math.rotr(u32, x *% t.inverse, t.shift) <= t.limit;
+}
+
 /// Index of the block at `offset_bytes` from its slab's start (no division).
 pub inline fn regionIndex(class: ClassIndex, offset_bytes: usize) usize {
     assert(offset_bytes < slab_pages_max * page_size_bytes);
@@ -210,6 +249,23 @@ test "slab geometry: bitmap fits, waste small, reciprocal divides exactly" {
         while (r < g.regions) : (r += 1) {
             try std.testing.expectEqual(r, regionIndex(class, r * size));
             if (size > 1) try std.testing.expectEqual(r, regionIndex(class, r * size + size - 1));
+        }
+    }
+}
+
+test "isBlockStart says exactly whether an offset is a multiple of the class size" {
+    for (0..count) |class| {
+        const size = sizeOf(@intCast(class));
+        const slab_bytes = @as(usize, geometry(@intCast(class)).pages) * page_size_bytes;
+        const step: usize = if (class < 12) 1 else 3;
+        var offset: usize = 0;
+        while (offset < slab_bytes + 2 * size) : (offset += step) {
+            try std.testing.expectEqual(offset % size == 0, isBlockStart(class + 1, offset));
+        }
+        var q: usize = 0;
+        while (q * size < slab_bytes) : (q += 1) {
+            try std.testing.expect(isBlockStart(class + 1, q * size));
+            if (size > 8) try std.testing.expect(!isBlockStart(class + 1, q * size + 8));
         }
     }
 }

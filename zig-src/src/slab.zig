@@ -162,7 +162,7 @@ const TestRelease = struct {
 test "a bin hands out every block of a slab once, then asks for a new slab" {
     const linux = std.os.linux;
     const rc = linux.mmap(null, 2 * chunk.chunk_bytes, .{ .READ = true, .WRITE = true }, .{ .TYPE = .PRIVATE, .ANONYMOUS = true }, -1, 0);
-    const c = chunk.Chunk.init(std.mem.alignForward(usize, rc, chunk.chunk_bytes), @ptrFromInt(0x1000));
+    const c = chunk.Chunk.init(std.mem.alignForward(usize, rc, chunk.chunk_bytes), @ptrFromInt(0x1000), 0);
     const class = size_class.classOf(48);
     var bin: Bin = .{ .class = class };
     const g = size_class.geometry(class);

@@ -10,9 +10,10 @@
 //! the caches themselves are mmap'ed per thread and returned by a pthread key
 //! destructor when the thread exits, after giving their blocks back.
 //!
-//! Pools can be destroyed while other threads still cache their blocks: each
-//! cache remembers its pool's `generation`; a cache whose pool slot now holds
-//! a different generation is dropped, never flushed (its memory is gone).
+//! Pools can be destroyed while other threads still cache their blocks: the
+//! registry keeps every live ThreadCache on a list and, under its lock,
+//! destroys each thread's cache of the dying pool (its memory is gone), so
+//! the hot paths need no check that a cache is still current.
 //!
 //! Capacities: `capacity(class)` blocks, about 128 KiB worth per class,
 //! between 8 and 128 blocks; a refill takes half a stack. That bounds what a
@@ -25,7 +26,7 @@ const linux = std.os.linux;
 const size_class = @import("size_class.zig");
 
 pub const max_pools = 64;
-const cache_bytes_per_class = 128 * 1024;
+const cache_bytes_per_class = 32 * 1024;
 const capacity_min = 8;
 const capacity_max = 128;
 
@@ -35,7 +36,8 @@ pub inline fn capacity(class: size_class.ClassIndex) u32 {
 
 const capacity_table: [size_class.count]u32 = blk: {
     var t: [size_class.count]u32 = undefined;
-    for (&t, 0..) |*c, i| c.* = @intCast(std.math.clamp(cache_bytes_per_class / size_class.sizeOf(i), capacity_min, capacity_max));
+    // Even, so that a full bin's halves do not overlap (pool.flushHalf).
+    for (&t, 0..) |*c, i| c.* = @intCast(std.math.clamp(cache_bytes_per_class / size_class.sizeOf(i), capacity_min, capacity_max) & ~@as(usize, 1));
     break :blk t;
 };
 
@@ -53,12 +55,10 @@ pub const CacheBin = struct {
 
 /// One thread's cache of one pool.
 pub const PoolCache = struct {
-    generation: u32,
     bins: [size_class.count]CacheBin,
     storage: [slots_total]usize,
 
-    fn init(cache: *PoolCache, generation: u32) void {
-        cache.generation = generation;
+    fn init(cache: *PoolCache) void {
         var offset: usize = 0;
         for (&cache.bins, 0..) |*bin, i| {
             bin.* = .{ .count = 0, .capacity = capacity_table[i], .items = cache.storage[offset..].ptr };
@@ -66,19 +66,19 @@ pub const PoolCache = struct {
         }
         assert(offset == slots_total);
     }
-
-    /// Forgets every cached block (their pool is gone).
-    pub fn drop(cache: *PoolCache, generation: u32) void {
-        for (&cache.bins) |*bin| bin.count = 0;
-        cache.generation = generation;
-    }
 };
 
 pub const ThreadCache = struct {
-    pools: [max_pools]?*PoolCache = @splat(null),
-    /// Set while this thread is inside the allocator's slow path that may
-    /// re-enter it (creating the cache): nested calls bypass the cache.
-    busy: bool = false,
+    /// The default pool's (slot 0's) cache, first so that hmalloc reaches
+    /// it from the thread pointer with no lookup. `pools[0]` points here.
+    default: PoolCache,
+    /// Slot → this thread's cache of that pool (null: none yet). Entries of
+    /// other slots are created by their owner thread and destroyed by it at
+    /// exit, or by `registry.destroy` (under the registry lock) with the pool.
+    pools: [max_pools]?*PoolCache,
+    /// The registry's list of live thread caches (under its lock).
+    next: ?*ThreadCache = null,
+    prev: ?*ThreadCache = null,
 };
 
 /// This thread's cache; null until its first allocation (and after exit).
@@ -116,14 +116,16 @@ pub fn mapZeroed(bytes: usize) ?*anyopaque {
 pub fn createThreadCache() ?*ThreadCache {
     const raw = mapZeroed(@sizeOf(ThreadCache)) orelse return null;
     const tc: *ThreadCache = @ptrCast(@alignCast(raw));
-    tc.* = .{};
+    // Fresh memory is zero: pools[*], next and prev are null already.
+    tc.default.init();
+    tc.pools[0] = &tc.default;
     return tc;
 }
 
-pub fn createPoolCache(generation: u32) ?*PoolCache {
+pub fn createPoolCache() ?*PoolCache {
     const raw = mapZeroed(@sizeOf(PoolCache)) orelse return null;
     const cache: *PoolCache = @ptrCast(@alignCast(raw));
-    cache.init(generation);
+    cache.init();
     return cache;
 }
 
@@ -139,12 +141,21 @@ test "capacities hold between 8 and 128 blocks and shrink with size" {
     try std.testing.expectEqual(@as(u32, 128), capacity(0));
     try std.testing.expectEqual(@as(u32, 8), capacity(size_class.count - 1));
     for (1..size_class.count) |i| try std.testing.expect(capacity(@intCast(i)) <= capacity(@intCast(i - 1)));
+    for (0..size_class.count) |i| try std.testing.expect(capacity(@intCast(i)) % 2 == 0);
 }
 
 test "a pool cache's bins tile its storage" {
-    const cache = createPoolCache(7).?;
+    const cache = createPoolCache().?;
     defer destroyPoolCache(cache);
-    try std.testing.expectEqual(@as(u32, 7), cache.generation);
     const last = cache.bins[size_class.count - 1];
     try std.testing.expectEqual(@intFromPtr(&cache.storage) + (slots_total - last.capacity) * @sizeOf(usize), @intFromPtr(last.items));
+}
+
+test "a thread cache starts with the default pool's cache, also reachable as slot 0" {
+    const tc = createThreadCache().?;
+    defer destroyThreadCache(tc);
+    try std.testing.expectEqual(@as(usize, 0), @offsetOf(ThreadCache, "default"));
+    try std.testing.expectEqual(&tc.default, tc.pools[0].?);
+    for (tc.pools[1..]) |p| try std.testing.expectEqual(@as(?*PoolCache, null), p);
+    try std.testing.expectEqual(capacity(0), tc.default.bins[0].capacity);
 }
