@@ -35,9 +35,15 @@ globalThis.addEventListener("unload", () => {
 
 const DRAM_ONLY = "KIND:DRAM,RATIO:1;POLICY:STATIC_RATIO";
 const DRAM_FSDAX = `KIND:DRAM,RATIO:1;KIND:FS_DAX,PATH:${fsDaxDir},RATIO:4;POLICY:STATIC_RATIO`;
-const configs: readonly { name: string; tiers: string }[] = [
+/** One tier that is not DRAM: malloc's plain path through a pool other than the default. */
+const FSDAX_ONLY = `KIND:FS_DAX,PATH:${fsDaxDir},RATIO:1;POLICY:STATIC_RATIO`;
+const realProgramConfigs: readonly { name: string; tiers: string }[] = [
   { name: "DRAM only", tiers: DRAM_ONLY },
   { name: "DRAM:1 + FS_DAX:4", tiers: DRAM_FSDAX },
+];
+const configs: readonly { name: string; tiers: string }[] = [
+  ...realProgramConfigs,
+  { name: "FS_DAX only", tiers: FSDAX_ONLY },
 ];
 
 interface Result {
@@ -477,7 +483,7 @@ for (const p of realPrograms) {
     fn: async () => {
       let bare = await runReal(p, {});
       expectOk(bare, `${p.name} without the interposer`);
-      for (const config of configs) {
+      for (const config of realProgramConfigs) {
         let r = await runReal(p, under(config.tiers));
         if (p.volatile === true && r.stdout !== bare.stdout) {
           bare = await runReal(p, {}); // the shared tree changed meanwhile: compare again

@@ -106,8 +106,8 @@ export async function runStress(
 /**
  * "Near baseline" after every block is freed (the last ones by a thread that then exits): at
  * most 16 MiB + 5% of the peak's growth above the baseline. The fixed part is what the
- * allocator keeps by design once all is freed: up to 1 MiB of free pages not yet purged
- * (pool.zig `dirty_max_pages`), ~64 KiB of empty slabs per size class and bin (slab.zig),
+ * allocator keeps by design once all is freed: up to 512 KiB of free pages not yet purged
+ * (pool.zig `dirty_max_pages`), ~64 KiB (at least two) empty slabs per size class and bin (slab.zig),
  * chunk headers; measured +6.6 to +13 MiB for 1-8 threads. The proportional part is what grows
  * with the peak: chunk metadata, glibc's cache of exited threads' stacks (measured +19 MiB at
  * 64 threads with a 288 MiB peak). glibc's malloc keeps 129 MiB of a 181 MiB peak in the same

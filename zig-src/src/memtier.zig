@@ -156,8 +156,10 @@ fn load() void {
         if (t.kind == .fs_dax) has_file_tier = true;
     }
     // After registry.zig's handlers (registered with the default pool, above): our parent
-    // handler runs after its one, our child handler after the child's privatize.
-    if (tier_count > 1) _ = std.c.pthread_atfork(forkPrepare, forkParent, forkChild);
+    // handler runs after its one, our child handler after the child's privatize. Needed with
+    // several tiers (shared_lock) and with a file-backed tier (the wait), also when it is
+    // the only one.
+    if (tier_count > 1 or has_file_tier) _ = std.c.pthread_atfork(forkPrepare, forkParent, forkChild);
     for (tiers[0..tier_count], 0..) |t, i| logInfo("tier {d}: {s}, ratio {d}", .{ i, t.kind.name(), t.ratio });
 }
 

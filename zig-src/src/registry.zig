@@ -239,3 +239,50 @@ fn unlockAllPools() void {
         }
     }
 }
+
+// ---- tests ----------------------------------------------------------------------
+
+test "destroying a pool drops every thread's cache of it; its slot's next pool starts clean" {
+    const Shared = struct {
+        step: std.atomic.Value(u32) = .init(0),
+        pool: std.atomic.Value(?*Pool) = .init(null),
+        wrong: std.atomic.Value(u32) = .init(0),
+
+        fn waitFor(s: *@This(), step: u32) void {
+            while (s.step.load(.acquire) != step) std.Thread.yield() catch {};
+        }
+
+        fn worker(s: *@This()) void {
+            // Fill this thread's cache of the first pool with freed blocks.
+            const first = s.pool.load(.acquire).?;
+            var blocks: [64][*]u8 = undefined;
+            for (&blocks) |*b| b.* = first.alloc(48).?;
+            for (blocks) |b| pool_mod.free(b, "test");
+            s.step.store(1, .release);
+            s.waitFor(2); // the main thread destroyed it and made a new pool in its slot
+            const second = s.pool.load(.acquire).?;
+            for (&blocks) |*b| {
+                b.* = second.alloc(48).?;
+                if (pool_mod.poolOf(@intFromPtr(b.*), "test") != second) _ = s.wrong.fetchAdd(1, .monotonic);
+                @memset(b.*[0..48], 0xa5); // would fault if it were the dead pool's memory
+            }
+            for (blocks) |b| pool_mod.free(b, "test");
+            s.step.store(3, .release);
+        }
+    };
+    const policy: Policy = .{};
+    var shared: Shared = .{};
+    const first = create(&policy, .anonymous).?;
+    shared.pool.store(first, .release);
+    const t = try std.Thread.spawn(.{}, Shared.worker, .{&shared});
+    shared.waitFor(1);
+    const slot = first.slot;
+    destroy(first);
+    const second = create(&policy, .anonymous).?;
+    defer destroy(second);
+    try std.testing.expectEqual(slot, second.slot);
+    shared.pool.store(second, .release);
+    shared.step.store(2, .release);
+    t.join();
+    try std.testing.expectEqual(@as(u32, 0), shared.wrong.load(.monotonic));
+}

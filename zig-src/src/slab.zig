@@ -15,7 +15,8 @@
 //!
 //! A slab whose blocks are all free again goes back to its chunk as free
 //! pages (then purged after the decay), except for about 64 KiB of empty
-//! slabs per bin, kept to absorb the alloc/free ping-pong of batches.
+//! slabs per bin (at least two), kept to absorb the alloc/free ping-pong of
+//! batches.
 //!
 //! Trade-off: a per-class lock contends when many threads refill the same
 //! class at once; batches make that rare for 2–64 threads, and it keeps
@@ -97,12 +98,17 @@ pub const Bin = struct {
     }
 
     /// Empty slabs a bin keeps instead of giving their pages back: about
-    /// `empty_kept_bytes` worth, at least one. They absorb the alloc/free
+    /// `empty_kept_bytes` worth, at least two. They absorb the alloc/free
     /// ping-pong of a producer and a consumer thread at batch boundaries,
-    /// which otherwise costs a page-run round trip per slab.
+    /// which otherwise costs a page-run round trip per slab. Two, because
+    /// the classes whose slab alone exceeds the budget (≥ 64 KiB slabs of
+    /// blocks ≥ 10 KiB) otherwise give a slab back and map a new one each
+    /// time their live count wobbles across a slab boundary: in bench/'s
+    /// mixed workload that was 1,793 madvise calls and 17.5k page faults per
+    /// run, 1,021 and 14.3k with two (tcmalloc: 12.4k faults).
     fn emptySlabsKept(class: size_class.ClassIndex) usize {
         const slab_bytes = @as(usize, size_class.geometry(class).pages) * size_class.page_size_bytes;
-        return @max(1, empty_kept_bytes / slab_bytes);
+        return @max(2, empty_kept_bytes / slab_bytes);
     }
 
     /// Adopts a fresh run as a slab of this bin, all blocks free.
