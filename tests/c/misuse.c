@@ -20,7 +20,7 @@ int main(int argc, char **argv) {
   else if (!strcmp(c, "interior_large")) hfree(large + 4096);
   else if (!strcmp(c, "interior_huge")) hfree(huge + 8);
   else if (!strcmp(c, "free_after_realloc")) { char *moved = hrealloc(small, 50000); (void)moved; hfree(small); }
-  else if (!strcmp(c, "realloc_foreign")) hrealloc(&on_stack, 10);
+  else if (!strcmp(c, "realloc_foreign")) { void *r = hrealloc(&on_stack, 10); (void)r; }
   else if (!strcmp(c, "usable_size_interior")) hmalloc_usable_size(small + 1);
   else return 2;
   printf("not detected\n");

@@ -34,15 +34,29 @@
 extern "C" {
 #endif
 
+/* What the compiler may assume, as glibc's <stdlib.h> says of malloc: the
+ * functions call nothing of the caller's (so globals the caller never let
+ * escape stay in registers across a call), throw nothing, and return fresh
+ * memory of the given size. */
+#if defined(__GNUC__) || defined(__clang__)
+#define HM_LEAF __attribute__((__nothrow__, __leaf__))
+#define HM_ALLOC(...) __attribute__((__malloc__, __warn_unused_result__, __alloc_size__(__VA_ARGS__)))
+#define HM_RESIZE(n) __attribute__((__warn_unused_result__, __alloc_size__(n)))
+#else
+#define HM_LEAF
+#define HM_ALLOC(...)
+#define HM_RESIZE(n)
+#endif
+
 /* ---- the hmalloc pool: malloc(3) semantics ---------------------------- */
 
-void *hmalloc(size_t size);
-void *hcalloc(size_t nmemb, size_t size);
-void *hrealloc(void *ptr, size_t size);
-void hfree(void *ptr);
-void *haligned_alloc(size_t alignment, size_t size);
-int hposix_memalign(void **memptr, size_t alignment, size_t size);
-size_t hmalloc_usable_size(void *ptr);
+void *hmalloc(size_t size) HM_LEAF HM_ALLOC(1);
+void *hcalloc(size_t nmemb, size_t size) HM_LEAF HM_ALLOC(1, 2);
+void *hrealloc(void *ptr, size_t size) HM_LEAF HM_RESIZE(2);
+void hfree(void *ptr) HM_LEAF;
+void *haligned_alloc(size_t alignment, size_t size) HM_LEAF HM_ALLOC(2);
+int hposix_memalign(void **memptr, size_t alignment, size_t size) HM_LEAF;
+size_t hmalloc_usable_size(void *ptr) HM_LEAF;
 
 /* mmap(2) + the pool's policy, applied before the first touch. On failure to
  * map or to apply the policy: MAP_FAILED with errno set (nothing stays mapped). */
@@ -64,9 +78,9 @@ hm_pool *hm_pool_create(const char *policy, char *error, size_t error_size);
 void hm_pool_destroy(hm_pool *pool);
 /* The pool behind hmalloc() (policy from the environment). */
 hm_pool *hm_default_pool(void);
-void *hm_pool_malloc(hm_pool *pool, size_t size);
-void *hm_pool_calloc(hm_pool *pool, size_t nmemb, size_t size);
-void *hm_pool_aligned_alloc(hm_pool *pool, size_t alignment, size_t size);
+void *hm_pool_malloc(hm_pool *pool, size_t size) HM_LEAF HM_ALLOC(2);
+void *hm_pool_calloc(hm_pool *pool, size_t nmemb, size_t size) HM_LEAF HM_ALLOC(2, 3);
+void *hm_pool_aligned_alloc(hm_pool *pool, size_t alignment, size_t size) HM_LEAF HM_ALLOC(3);
 void *hm_pool_mmap(hm_pool *pool, void *addr, size_t length, int prot, int flags, int fd,
                    off_t offset);
 /* Writes the pool's policy in HMALLOC_POLICY syntax; returns its length

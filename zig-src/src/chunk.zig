@@ -78,9 +78,10 @@ pub const Chunk = struct {
     free_pages: u32,
     /// page → first page of the run holding it (valid for pages in runs).
     page_owner: [pages_per_chunk]u16,
-    /// page → 1 + size class for the pages of a slab, 0 for anything else:
-    /// what `free` reads on its fast path (one byte, no run descriptor).
-    page_class: [pages_per_chunk]u8,
+    /// page → its slab's class key (size_class.keyOf) for the pages of a
+    /// slab, 0 for anything else: what `free` reads on its fast path (no run
+    /// descriptor).
+    page_key: [pages_per_chunk]size_class.Key,
     /// bit set = page free.
     free_map: [map_words]u64,
     /// bit set = page free but maybe still resident (not purged yet).
@@ -95,7 +96,6 @@ pub const Chunk = struct {
 
     comptime {
         assert(header_pages < pages_per_chunk / 16);
-        assert(size_class.count < 255); // page_class stores class + 1 in a byte
     }
 
     /// Sets up the header of a freshly mapped (zero, placed) chunk.
@@ -159,8 +159,8 @@ pub const Chunk = struct {
     /// Marks a run's pages as a slab of `class` (or clears the mark: null).
     pub fn markSlab(c: *Chunk, run: *Run, class: ?size_class.ClassIndex) void {
         const start = (@intFromPtr(run) - @intFromPtr(&c.runs)) / @sizeOf(Run);
-        const value: u8 = if (class) |k| @as(u8, k) + 1 else 0;
-        @memset(c.page_class[start .. start + run.pages], value);
+        const value: size_class.Key = if (class) |k| size_class.keyOf(k) else 0;
+        @memset(c.page_key[start .. start + run.pages], value);
     }
 
     /// Returns a run's pages to the chunk; they stay resident (dirty) until purged.
@@ -170,7 +170,7 @@ pub const Chunk = struct {
         const pages: usize = run.pages;
         assert(start >= header_pages and pages > 0 and start + pages <= pages_per_chunk);
         assert(firstSet(&c.free_map, start, start + pages) == null);
-        @memset(c.page_class[start .. start + pages], 0);
+        @memset(c.page_key[start .. start + pages], 0);
         run.* = .{};
         setBits(&c.free_map, start, pages);
         const newly_dirty = pages - countBits(&c.dirty_map, start, pages);

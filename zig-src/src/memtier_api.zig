@@ -54,11 +54,12 @@ export fn calloc(nmemb: usize, size: usize) ?*anyopaque {
 }
 
 export fn free(ptr: ?*anyopaque) void {
-    const address = @intFromPtr(ptr orelse return);
+    const address = @intFromPtr(ptr);
     if (memtier.plain_pool != null) {
         @branchHint(.likely);
         return pool_mod.freeOrForeign(address, "free", foreignFree);
     }
+    if (address == 0) return;
     freeTiered(address);
 }
 

@@ -69,7 +69,8 @@ inline fn fastEmpty(address: usize) usize {
 pub const ChunkHit = struct { base: usize, offset: usize };
 
 /// The chunk holding `address` if the fast table knows it; null means "ask
-/// `lookup`" (not a chunk, a colliding chunk, or not ours).
+/// `lookup`" (not a chunk, a colliding chunk, or not ours). Never a hit for
+/// address 0 (NULL), which `free` relies on.
 pub inline fn chunkOf(address: usize) ?ChunkHit {
     const base = fastSlot(address).load(.acquire);
     const offset = base ^ address;
@@ -195,6 +196,7 @@ test "chunks are found through the fast table; huge ranges and strangers are not
     const zero_slot: usize = @as(usize, 1) << (granule_shift + fast_bits);
     try register(zero_slot, granule_bytes, zero_slot);
     try std.testing.expectEqual(zero_slot, chunkOf(zero_slot + 100).?.base);
+    try std.testing.expectEqual(@as(?ChunkHit, null), chunkOf(0)); // NULL, with slot 0 taken
     unregister(zero_slot, granule_bytes);
     try std.testing.expectEqual(@as(?ChunkHit, null), chunkOf(100));
     const huge_base: usize = 0x6677_0000_0000;

@@ -128,18 +128,18 @@ pub const Pool = struct {
     inline fn allocSmall(pool: *Pool, class: size_class.ClassIndex) ?[*]u8 {
         const tc = thread_cache.current() orelse return pool.allocSmallSlow(class);
         const cache = tc.pools[pool.slot] orelse return pool.allocSmallSlow(class);
-        return popOr(cache, class) orelse pool.allocSmallSlow(class);
+        return popOr(cache.bin(class)) orelse pool.allocSmallSlow(class);
     }
 
     fn allocSmallSlow(pool: *Pool, class: size_class.ClassIndex) ?[*]u8 {
         @branchHint(.cold);
         const cache = cacheOf(pool) orelse return pool.allocSmallUncached(class);
-        return popOr(cache, class) orelse pool.refill(cache, class);
+        return popOr(cache.bin(class)) orelse pool.refill(cache, class);
     }
 
     fn refill(pool: *Pool, cache: *thread_cache.PoolCache, class: size_class.ClassIndex) ?[*]u8 {
         @branchHint(.cold);
-        const cbin = &cache.bins[class];
+        const cbin = cache.bin(class);
         assert(cbin.count == 0);
         const want = cbin.capacity / 2;
         const got = pool.takeBlocks(class, cbin.items[0..want]);
@@ -361,21 +361,31 @@ pub fn ownerOf(address: usize, caller: Caller) Owner {
     }
 }
 
+/// free(3) of any pool's block. NULL needs no test of its own on the fast
+/// path: no chunk-table entry matches address 0 (see page_map.chunkOf).
 pub inline fn free(ptr: ?*anyopaque, caller: Caller) void {
-    const address = @intFromPtr(ptr orelse return);
-    const hit = page_map.chunkOf(address) orelse return freeSlow(address, caller);
+    const address = @intFromPtr(ptr);
+    const hit = page_map.chunkOf(address) orelse return freeOffTable(address, caller);
     freeInChunk(address, hit, caller);
+}
+
+fn freeOffTable(address: usize, caller: Caller) void {
+    @branchHint(.cold);
+    if (address == 0) return;
+    freeSlow(address, caller);
 }
 
 /// `free` for an interposer: a pointer no pool owns is handed to
 /// `onForeign` instead of being reported; everything else is as `free`.
+/// NULL is freed as nothing (and never reaches `onForeign`).
 pub inline fn freeOrForeign(address: usize, caller: Caller, comptime onForeign: fn (usize) void) void {
-    const hit = page_map.chunkOf(address) orelse return freeOffTable(address, caller, onForeign);
+    const hit = page_map.chunkOf(address) orelse return freeOffTableOrForeign(address, caller, onForeign);
     freeInChunk(address, hit, caller);
 }
 
-fn freeOffTable(address: usize, caller: Caller, comptime onForeign: fn (usize) void) void {
+fn freeOffTableOrForeign(address: usize, caller: Caller, comptime onForeign: fn (usize) void) void {
     @branchHint(.cold);
+    if (address == 0) return;
     if (page_map.lookup(address) == 0) return onForeign(address);
     freeSlow(address, caller);
 }
@@ -385,13 +395,13 @@ fn freeOffTable(address: usize, caller: Caller, comptime onForeign: fn (usize) v
 inline fn freeInChunk(address: usize, hit: page_map.ChunkHit, caller: Caller) void {
     const c: *Chunk = @ptrFromInt(hit.base);
     const page = hit.offset >> size_class.page_shift;
-    const class_plus_one: usize = c.page_class[page]; // 0: not a slab page
-    if (class_plus_one != 0) {
+    const key: usize = c.page_key[page]; // 0: not a slab page
+    if (key != 0) {
         @branchHint(.likely);
         const slab_offset = hit.offset - @as(usize, c.page_owner[page]) * page_bytes;
-        if (size_class.isBlockStart(class_plus_one, slab_offset)) {
+        if (size_class.isBlockStart(key, slab_offset)) {
             @branchHint(.likely);
-            return freeSmall(c.slot, class_plus_one - 1, address, caller);
+            return freeSmall(c.slot, key, address, caller);
         }
     }
     return freeSlow(address, caller);
@@ -405,7 +415,7 @@ fn freeSlow(address: usize, caller: Caller) void {
 /// Frees the block at `address` whose owner `ownerOf` returned.
 pub inline fn freeOwned(owner: Owner, address: usize, caller: Caller) void {
     switch (owner) {
-        .small => |s| freeSmall(s.pool.slot, s.class, address, caller),
+        .small => |s| freeSmall(s.pool.slot, size_class.keyOf(s.class), address, caller),
         .large => |l| l.pool.freeLarge(l.run),
         .huge => |h| huge.free(h),
     }
@@ -430,16 +440,16 @@ pub inline fn ownedPool(owner: Owner) *Pool {
 }
 
 /// Pushes a small block of the pool in `slot` onto this thread's cache.
-/// (`class` is a usize so that a caller's class + 1 folds into addressing.)
-inline fn freeSmall(slot: u8, class: usize, address: usize, caller: Caller) void {
+/// `key` is the block's class key (as a chunk's page_key says).
+inline fn freeSmall(slot: u8, key: usize, address: usize, caller: Caller) void {
     const word: *usize = @ptrFromInt(address);
     const canary = address ^ secret;
     if (word.* == canary) report.invalidPointer(caller, address, "double free");
-    const tc = thread_cache.current() orelse return freeSmallSlow(@intCast(class), address);
-    const cache = tc.pools[slot] orelse return freeSmallSlow(@intCast(class), address);
-    const bin = &cache.bins[class];
+    const tc = thread_cache.current() orelse return freeSmallSlow(key, address);
+    const cache = tc.pools[slot] orelse return freeSmallSlow(key, address);
+    const bin = cache.binByKey(key);
     const count = bin.count;
-    if (count == bin.capacity) return freeSmallSlow(@intCast(class), address);
+    if (count == bin.capacity) return freeSmallSlow(key, address);
     bin.items[count] = address;
     bin.count = count + 1;
     word.* = canary; // last: it may not alias the loads above
@@ -447,8 +457,9 @@ inline fn freeSmall(slot: u8, class: usize, address: usize, caller: Caller) void
 
 /// freeSmall off its fast path: no cache yet, or a full bin. A small block
 /// always lies in a chunk, which names its pool.
-fn freeSmallSlow(class: size_class.ClassIndex, address: usize) void {
+fn freeSmallSlow(key: usize, address: usize) void {
     @branchHint(.cold);
+    const class = size_class.classOfKey(key);
     const pool: *Pool = @ptrCast(@alignCast(Chunk.fromAddress(address).pool));
     const word: *usize = @ptrFromInt(address);
     const cache = cacheOf(pool) orelse {
@@ -456,7 +467,7 @@ fn freeSmallSlow(class: size_class.ClassIndex, address: usize) void {
         pool.putBlocks(class, &.{address});
         return;
     };
-    const bin = &cache.bins[class];
+    const bin = cache.bin(class);
     if (bin.count == bin.capacity) flushHalf(pool, class, bin);
     word.* = address ^ secret;
     bin.items[bin.count] = address;
@@ -504,10 +515,9 @@ pub fn realloc(ptr: ?*anyopaque, size: usize, caller: Caller, default_pool: *Poo
 
 const registry = @import("registry.zig");
 
-/// The cache's newest block of `class` (its free canary cleared), or null
-/// when the cache has none.
-inline fn popOr(cache: *thread_cache.PoolCache, class: usize) ?[*]u8 {
-    const bin = &cache.bins[class];
+/// The newest block of `bin` (its free canary cleared), or null when the
+/// bin has none.
+inline fn popOr(bin: *thread_cache.CacheBin) ?[*]u8 {
     const count = bin.count;
     if (count == 0) return null;
     const block = bin.items[count - 1];
@@ -523,20 +533,20 @@ inline fn popOr(cache: *thread_cache.PoolCache, class: usize) ?[*]u8 {
 pub inline fn allocDefault(size: usize) ?[*]u8 {
     if (size <= size_class.lookup_max_bytes) {
         @branchHint(.likely);
-        return allocDefaultSmall(size_class.classOfLookup(size));
+        return allocDefaultSmall(size_class.keyOfLookup(size));
     }
-    if (size <= size_class.small_max_bytes) return allocDefaultSmall(size_class.classByArithmetic(size));
+    if (size <= size_class.small_max_bytes) return allocDefaultSmall(size_class.keyOf(size_class.classByArithmetic(size)));
     return registry.defaultPool().allocPages(size, page_bytes);
 }
 
-inline fn allocDefaultSmall(class: usize) ?[*]u8 {
-    const tc = thread_cache.current() orelse return allocDefaultSlow(@intCast(class));
-    return popOr(&tc.default, class) orelse allocDefaultSlow(@intCast(class));
+inline fn allocDefaultSmall(key: usize) ?[*]u8 {
+    const tc = thread_cache.current() orelse return allocDefaultSlow(key);
+    return popOr(tc.default.binByKey(key)) orelse allocDefaultSlow(key);
 }
 
-fn allocDefaultSlow(class: size_class.ClassIndex) ?[*]u8 {
+fn allocDefaultSlow(key: usize) ?[*]u8 {
     @branchHint(.cold);
-    return registry.defaultPool().allocSmallSlow(class);
+    return registry.defaultPool().allocSmallSlow(size_class.classOfKey(key));
 }
 
 /// This thread's cache of `pool`, created on first use; null while the thread
@@ -548,7 +558,7 @@ inline fn cacheOf(pool: *Pool) ?*thread_cache.PoolCache {
 
 /// Gives every cached block of this thread's `cache` back to `pool`.
 pub fn flushCache(pool: *Pool, cache: *thread_cache.PoolCache) void {
-    for (&cache.bins, 0..) |*bin, class| {
+    for (cache.bins(), 0..) |*bin, class| {
         if (bin.count == 0) continue;
         pool.putBlocks(@intCast(class), bin.items[0..bin.count]);
         bin.count = 0;

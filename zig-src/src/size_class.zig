@@ -96,11 +96,35 @@ pub inline fn classOf(size_bytes: usize) ClassIndex {
     return classByArithmetic(size_bytes);
 }
 
-/// classOf for sizes ≤ lookup_max_bytes: one table load, as a usize (it
-/// indexes arrays next).
-pub inline fn classOfLookup(size_bytes: usize) usize {
+/// A class's *key*: (class + 1) · key_stride. A chunk's `page_key` holds it
+/// for slab pages (0 for any other page), and per-class tables of 16-byte
+/// entries with an unused entry 0 (`start_tests`, a thread cache's bins) are
+/// addressed with the key as a byte offset: no shift, no decrement on the
+/// hot paths.
+pub const Key = u16;
+pub const key_stride: usize = 16;
+
+pub inline fn keyOf(class: usize) Key {
+    assert(class < count);
+    return @intCast((class + 1) * key_stride);
+}
+
+pub inline fn classOfKey(key: usize) ClassIndex {
+    assert(key >= key_stride and key % key_stride == 0 and key / key_stride <= count);
+    return @intCast(key / key_stride - 1);
+}
+
+const key_lookup_table: [lookup_max_bytes / 8 + 1]Key = blk: {
+    @setEvalBranchQuota(200_000);
+    var t: [lookup_max_bytes / 8 + 1]Key = undefined;
+    for (&t, lookup_table) |*k, c| k.* = keyOf(c);
+    break :blk t;
+};
+
+/// The key of the class of a request of ≤ lookup_max_bytes: one table load.
+pub inline fn keyOfLookup(size_bytes: usize) usize {
     assert(size_bytes <= lookup_max_bytes);
-    return lookup_table[(size_bytes + 7) >> 3];
+    return key_lookup_table[(size_bytes + 7) >> 3];
 }
 
 /// classOf for sizes above lookup_max_bytes (and any size ≤ small_max_bytes).
@@ -170,9 +194,13 @@ pub inline fn geometry(class: ClassIndex) SlabGeometry {
 
 /// Divisibility by a class size d = m·2^k (m odd) without division
 /// (Granlund–Montgomery): for x < 2^32, x % d == 0 exactly when
-/// rotr32(x·m⁻¹ mod 2^32, k) ≤ ⌊(2^32 − 1) / d⌋. Indexed by class + 1 (what
-/// a chunk's `page_class` stores); entry 0 is never consulted.
+/// rotr32(x·m⁻¹ mod 2^32, k) ≤ ⌊(2^32 − 1) / d⌋. Indexed by class + 1
+/// (addressed by key); entry 0 is never consulted.
 pub const StartTest = extern struct { inverse: u32, limit: u32, shift: u32, unused: u32 = 0 };
+
+comptime {
+    assert(@sizeOf(StartTest) == key_stride);
+}
 
 pub const start_tests: [count + 1]StartTest = blk: {
     var t: [count + 1]StartTest = undefined;
@@ -190,9 +218,10 @@ pub const start_tests: [count + 1]StartTest = blk: {
 };
 
 /// Whether `offset_bytes` (from a slab's start, < 2^32) is a multiple of the
-/// size of class `class_plus_one - 1`.
-pub inline fn isBlockStart(class_plus_one: usize, offset_bytes: usize) bool {
-    const t = &start_tests[class_plus_one];
+/// size of the class whose key is `key`.
+pub inline fn isBlockStart(key: usize, offset_bytes: usize) bool {
+    assert(key >= key_stride and key % key_stride == 0 and key / key_stride <= count);
+    const t: *const StartTest = @ptrFromInt(@intFromPtr(&start_tests) + key);
     const x: u32 = @truncate(offset_bytes);
     return std.math.rotr(u32, x *% t.inverse, t.shift) <= t.limit;
 }
@@ -260,12 +289,18 @@ test "isBlockStart says exactly whether an offset is a multiple of the class siz
         const step: usize = if (class < 12) 1 else 3;
         var offset: usize = 0;
         while (offset < slab_bytes + 2 * size) : (offset += step) {
-            try std.testing.expectEqual(offset % size == 0, isBlockStart(class + 1, offset));
+            try std.testing.expectEqual(offset % size == 0, isBlockStart(keyOf(class), offset));
         }
         var q: usize = 0;
         while (q * size < slab_bytes) : (q += 1) {
-            try std.testing.expect(isBlockStart(class + 1, q * size));
-            if (size > 8) try std.testing.expect(!isBlockStart(class + 1, q * size + 8));
+            try std.testing.expect(isBlockStart(keyOf(class), q * size));
+            if (size > 8) try std.testing.expect(!isBlockStart(keyOf(class), q * size + 8));
         }
     }
+}
+
+test "keys round-trip to classes, and the key table agrees with classOf" {
+    for (0..count) |class| try std.testing.expectEqual(@as(ClassIndex, @intCast(class)), classOfKey(keyOf(class)));
+    var size: usize = 0;
+    while (size <= lookup_max_bytes) : (size += 1) try std.testing.expectEqual(@as(usize, keyOf(classOf(size))), keyOfLookup(size));
 }

@@ -51,20 +51,44 @@ pub const CacheBin = struct {
     count: u32,
     capacity: u32,
     items: [*]usize,
+
+    comptime {
+        std.debug.assert(@sizeOf(CacheBin) == size_class.key_stride);
+    }
 };
 
 /// One thread's cache of one pool.
 pub const PoolCache = struct {
-    bins: [size_class.count]CacheBin,
+    /// Indexed by class + 1, addressed by class key (size_class.Key: what a
+    /// chunk's `page_key` holds and what hmalloc's size table gives), so
+    /// neither path shifts or decrements; entry 0 is never used.
+    bins_by_code: [size_class.count + 1]CacheBin,
     storage: [slots_total]usize,
 
     fn init(cache: *PoolCache) void {
+        cache.bins_by_code[0] = .{ .count = 0, .capacity = 0, .items = &cache.storage };
         var offset: usize = 0;
-        for (&cache.bins, 0..) |*bin, i| {
-            bin.* = .{ .count = 0, .capacity = capacity_table[i], .items = cache.storage[offset..].ptr };
+        for (cache.bins(), 0..) |*b, i| {
+            b.* = .{ .count = 0, .capacity = capacity_table[i], .items = cache.storage[offset..].ptr };
             offset += capacity_table[i];
         }
         assert(offset == slots_total);
+    }
+
+    /// The bin of `class`.
+    pub inline fn bin(cache: *PoolCache, class: usize) *CacheBin {
+        return &cache.bins_by_code[class + 1];
+    }
+
+    /// The bin of the class whose key is `key`.
+    pub inline fn binByKey(cache: *PoolCache, key: usize) *CacheBin {
+        assert(key >= size_class.key_stride and key % size_class.key_stride == 0 and key / size_class.key_stride <= size_class.count);
+        return @ptrFromInt(@intFromPtr(&cache.bins_by_code) + key);
+    }
+
+    /// Every class's bin, in class order.
+    pub inline fn bins(cache: *PoolCache) []CacheBin {
+        return cache.bins_by_code[1..];
     }
 };
 
@@ -147,7 +171,7 @@ test "capacities hold between 8 and 128 blocks and shrink with size" {
 test "a pool cache's bins tile its storage" {
     const cache = createPoolCache().?;
     defer destroyPoolCache(cache);
-    const last = cache.bins[size_class.count - 1];
+    const last = cache.bin(size_class.count - 1).*;
     try std.testing.expectEqual(@intFromPtr(&cache.storage) + (slots_total - last.capacity) * @sizeOf(usize), @intFromPtr(last.items));
 }
 
@@ -157,5 +181,6 @@ test "a thread cache starts with the default pool's cache, also reachable as slo
     try std.testing.expectEqual(@as(usize, 0), @offsetOf(ThreadCache, "default"));
     try std.testing.expectEqual(&tc.default, tc.pools[0].?);
     for (tc.pools[1..]) |p| try std.testing.expectEqual(@as(?*PoolCache, null), p);
-    try std.testing.expectEqual(capacity(0), tc.default.bins[0].capacity);
+    try std.testing.expectEqual(capacity(0), tc.default.bin(0).capacity);
+    try std.testing.expectEqual(tc.default.bin(3), tc.default.binByKey(size_class.keyOf(3)));
 }
