@@ -22,6 +22,7 @@ import {
   loadHmalloc,
 } from "../lib/buffers.ts";
 import { Pool } from "../lib/pool.ts";
+import { ffiSizes } from "./rows.ts";
 
 await loadHmalloc();
 const pool = new Pool({ bind: "all" });
@@ -29,14 +30,7 @@ const pool = new Pool({ bind: "all" });
 /** Keeps V8 from optimizing the ArrayBuffer allocation away. */
 const sink: { buffer?: ArrayBuffer } = {};
 
-/** [group label, bytes, samples]: many samples, since a shared machine is noisy. */
-const sizes: [string, number, number][] = [
-  ["64 B", 64, 200_000],
-  ["4 KiB", 4096, 200_000],
-  ["1 MiB", 1 << 20, 5_000],
-];
-
-for (const [label, size, n] of sizes) {
+for (const { label, size, samples: n, batch } of ffiSizes) {
   const warmup = n / 10;
   Deno.bench({
     name: `new ArrayBuffer(${label})`,
@@ -45,7 +39,9 @@ for (const [label, size, n] of sizes) {
     n,
     warmup,
     fn(): void {
-      sink.buffer = new ArrayBuffer(size);
+      for (let i = 0; i < batch; i++) {
+        sink.buffer = new ArrayBuffer(size);
+      }
     },
   });
   Deno.bench({
@@ -54,7 +50,9 @@ for (const [label, size, n] of sizes) {
     n,
     warmup,
     fn(): void {
-      hfree(hmalloc(size));
+      for (let i = 0; i < batch; i++) {
+        hfree(hmalloc(size));
+      }
     },
   });
   Deno.bench({
@@ -63,7 +61,9 @@ for (const [label, size, n] of sizes) {
     n,
     warmup,
     fn(): void {
-      hfree(pool.hmalloc(size));
+      for (let i = 0; i < batch; i++) {
+        hfree(pool.hmalloc(size));
+      }
     },
   });
   Deno.bench({
@@ -72,7 +72,9 @@ for (const [label, size, n] of sizes) {
     n,
     warmup,
     fn(): void {
-      hfree(hcalloc(1, size));
+      for (let i = 0; i < batch; i++) {
+        hfree(hcalloc(1, size));
+      }
     },
   });
   Deno.bench({
@@ -81,8 +83,10 @@ for (const [label, size, n] of sizes) {
     n,
     warmup,
     fn(): void {
-      using scoped = allocScoped(size);
-      sink.buffer = scoped.buffer;
+      for (let i = 0; i < batch; i++) {
+        using scoped = allocScoped(size);
+        sink.buffer = scoped.buffer;
+      }
     },
   });
   Deno.bench({
@@ -91,7 +95,9 @@ for (const [label, size, n] of sizes) {
     n,
     warmup,
     fn(): void {
-      hfree(hmallocManaged(size));
+      for (let i = 0; i < batch; i++) {
+        hfree(hmallocManaged(size));
+      }
     },
   });
 }

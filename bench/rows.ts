@@ -282,3 +282,24 @@ export const instructionSpecs: readonly RowSpec[] = [1, 2].map((t: number): RowS
   peers: cPeers,
   ops: (quick: boolean) => t * (quick ? 20000 : 300000),
 }));
+
+/** One group of the Deno FFI rows (bench/ffi_bench.ts). */
+export interface FfiSize {
+  /** Group label, e.g. "64 B". */
+  label: string;
+  size: number;
+  /** deno bench samples. */
+  samples: number;
+  /**
+   * Operations per sample: small sizes run a batch, since deno bench's per-sample timing and
+   * bookkeeping would otherwise be a large part of a ~0.5 µs operation; the runner divides.
+   */
+  batch: number;
+}
+
+/** The Deno FFI groups, shared by bench/ffi_bench.ts and the runner. */
+export const ffiSizes: readonly FfiSize[] = [
+  { label: "64 B", size: 64, samples: 4_000, batch: 100 },
+  { label: "4 KiB", size: 4096, samples: 4_000, batch: 100 },
+  { label: "1 MiB", size: 1 << 20, samples: 5_000, batch: 1 },
+];

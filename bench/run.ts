@@ -39,6 +39,8 @@ import {
 
 import {
   allPeers,
+  type FfiSize,
+  ffiSizes,
   includeDir,
   instructionSpecs,
   libDir,
@@ -390,7 +392,9 @@ async function ffiRows(): Promise<RowResult[]> {
       reference: baseline === undefined ? "none" : label(baseline.name),
       target: targets[group],
       cells: bs.map((b: Bench): Cell => {
-        const avg: number | undefined = b.results[0]?.ok?.avg;
+        const batch: number = ffiSizes.find((f: FfiSize) => f.label === group)?.batch ?? 1;
+        const total: number | undefined = b.results[0]?.ok?.avg;
+        const avg: number | undefined = total === undefined ? undefined : total / batch;
         return avg === undefined
           ? { peer: label(b.name), value: null, ratio: null, extra: {}, error: "bench failed" }
           : { peer: label(b.name), value: avg, ratio: null, extra: {} };

@@ -11,8 +11,10 @@
  * these buffers yourself: the registry knows the original object only.
  *
  * Cost (see `bench/ffi_bench.ts`): one FFI call, one non-owning ArrayBuffer over the block and
- * a Map entry per allocation; `hfree` is a Map lookup, a detach and one FFI call. Sizes are
- * JavaScript numbers, converted to the bigint the fast FFI path wants.
+ * a private field stamped on it per allocation; `hfree` reads the field, detaches and makes one
+ * FFI call. Freed default-pool blocks up to 1 KiB are recycled for the next `hmalloc` of the same
+ * length (no FFI call either way; bounded to 64 KiB per realm). Sizes are JavaScript numbers,
+ * converted to the bigint the fast FFI path wants.
  *
  * The library is found on first use by the synchronous chain of `ffi/library.ts`
  * (`TIERMEM_HMALLOC_LIB`, the local build, the user cache); {@link loadHmalloc} runs the whole

@@ -294,6 +294,13 @@ export function live(pool: PoolState, call: string): PoolState {
 
 /** `hm_pool_malloc` (plain `hmalloc` for the default pool) → a registered buffer. */
 export function allocIn(pool: PoolState, size: number, call: string): ArrayBuffer {
+  if (pool === defaultState) {
+    const kept: Deno.PointerObject | undefined = recycled[size]?.pop();
+    if (kept !== undefined) {
+      recycledBytes -= size;
+      return adoptBlock(pool, kept, size, call);
+    }
+  }
   const n = byteCount(size, call, "size");
   const pointer = pool === defaultState
     ? sym().hmalloc(n)
@@ -385,9 +392,12 @@ export function freeBlock(buffer: ArrayBuffer): void {
   // Hot path: an explicit block.
   const pointer = BlockTag.pointer(buffer);
   if (pointer) {
+    const recycle = BlockTag.pool(buffer) === defaultState;
+    const length = buffer.byteLength;
     BlockTag.untag(buffer);
     // transfer(0) detaches like transfer() but creates no alias of the memory (cheaper here).
     buffer.transfer(0);
+    if (recycle && keep(pointer, length)) return;
     sym().hfree(pointer);
     return;
   }
@@ -395,6 +405,47 @@ export function freeBlock(buffer: ArrayBuffer): void {
   forget(buffer, found);
   buffer.transfer(0);
   sym().hfree(found.pointer);
+}
+
+// ---- recycling ----------------------------------------------------------------
+
+/**
+ * Freed blocks of the default pool, by exact length (1 B to `recycleMaxBytes`), that the next
+ * `hmalloc` of that length takes instead of calling the library: a hmalloc/hfree pair then makes
+ * no FFI call and no bigint. The freed ArrayBuffer is detached all the same; only the C block is
+ * kept, and it stays allocated in C meanwhile. Bounded: `recycleDepth` blocks per length and
+ * `recycleBudgetBytes` in all, per JavaScript realm (a worker has its own; blocks kept by a
+ * worker when it is terminated are not given back). `releaseRecycled` frees them all.
+ */
+const recycleMaxBytes = 1024;
+const recycleDepth = 32;
+const recycleBudgetBytes = 64 * 1024;
+const recycled: Deno.PointerObject[][] = [];
+let recycledBytes = 0;
+
+function keep(pointer: Deno.PointerObject, length: number): boolean {
+  if (length === 0 || length > recycleMaxBytes || recycledBytes + length > recycleBudgetBytes) {
+    return false;
+  }
+  const list: Deno.PointerObject[] = recycled[length] ??= [];
+  if (list.length >= recycleDepth) return false;
+  list.push(pointer);
+  recycledBytes += length;
+  return true;
+}
+
+/** Frees every block the recycling lists keep (the library gets them back). */
+export function releaseRecycled(): void {
+  for (const list of recycled) {
+    if (list === undefined) continue;
+    for (const pointer of list.splice(0)) sym().hfree(pointer);
+  }
+  recycledBytes = 0;
+}
+
+/** Bytes the recycling lists keep now (for tests and statistics). */
+export function recycledByteCount(): number {
+  return recycledBytes;
 }
 
 /** Removes a found block from the registry (it stays allocated in C). */

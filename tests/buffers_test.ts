@@ -19,7 +19,8 @@ import {
   isHmallocBuffer,
   loadHmalloc,
 } from "../lib/buffers.ts";
-import { defaultPool } from "../lib/pool.ts";
+import { defaultPool, Pool } from "../lib/pool.ts";
+import { recycledByteCount, releaseRecycled } from "../lib/registry.ts";
 
 function addressOf(buffer: ArrayBuffer): bigint {
   return Deno.UnsafePointer.value(Deno.UnsafePointer.of(buffer));
@@ -260,4 +261,40 @@ Deno.test("the GC frees unreachable managed buffers (FinalizationRegistry)", asy
   assert.equal(result.code, 0, stderr);
   const counts = JSON.parse(new TextDecoder().decode(result.stdout));
   assert.deepEqual(counts, { before: 1001, after: 1, kept: 64 });
+});
+
+Deno.test("a freed small block is recycled: the next hmalloc of its size reuses its memory, the old buffer stays detached", () => {
+  releaseRecycled();
+  const first = hmalloc(48);
+  const address = addressOf(first);
+  const view = new Uint8Array(first);
+  hfree(first);
+  assert.equal(view.length, 0);
+  assert.equal(recycledByteCount(), 48);
+  const second = hmalloc(48);
+  assert.equal(addressOf(second), address); // the C block came back without a library call
+  assert.notEqual(second, first);
+  assert.equal(first.byteLength, 0);
+  assert.throws(() => hfree(first), TypeError); // the old buffer is still dead
+  new Uint8Array(second).fill(1);
+  hfree(second);
+  releaseRecycled();
+  assert.equal(recycledByteCount(), 0);
+});
+
+Deno.test("recycling is bounded per size and in all, and only for the default pool's small blocks", () => {
+  releaseRecycled();
+  const many: ArrayBuffer[] = Array.from({ length: 500 }, () => hmalloc(64));
+  for (const b of many) hfree(b);
+  assert.equal(recycledByteCount(), 32 * 64); // 32 per size
+  const sizes: ArrayBuffer[] = [];
+  for (let size = 1; size <= 1024; size++) sizes.push(hmalloc(size));
+  for (const b of sizes) hfree(b);
+  assert.ok(recycledByteCount() <= 64 * 1024, `${recycledByteCount()} bytes kept`);
+  const before = recycledByteCount();
+  hfree(hmalloc(4096)); // above the recycled sizes
+  using pool = new Pool({ bind: "all" });
+  hfree(pool.hmalloc(16)); // another pool's block goes back to the library
+  assert.equal(recycledByteCount(), before);
+  releaseRecycled();
 });

@@ -158,7 +158,7 @@ pub const Chunk = struct {
 
     /// Marks a run's pages as a slab of `class` (or clears the mark: null).
     pub fn markSlab(c: *Chunk, run: *Run, class: ?size_class.ClassIndex) void {
-        const start = (@intFromPtr(run) - @intFromPtr(&c.runs)) / @sizeOf(Run);
+        const start = c.runStart(run);
         const value: size_class.Key = if (class) |k| size_class.keyOf(k) else 0;
         @memset(c.page_key[start .. start + run.pages], value);
     }
@@ -166,7 +166,7 @@ pub const Chunk = struct {
     /// Returns a run's pages to the chunk; they stay resident (dirty) until purged.
     /// Returns how many of them were clean before (newly dirty).
     pub fn freeRun(c: *Chunk, run: *Run) usize {
-        const start = (@intFromPtr(run) - @intFromPtr(&c.runs)) / @sizeOf(Run);
+        const start = c.runStart(run);
         const pages: usize = run.pages;
         assert(start >= header_pages and pages > 0 and start + pages <= pages_per_chunk);
         assert(firstSet(&c.free_map, start, start + pages) == null);
@@ -182,7 +182,7 @@ pub const Chunk = struct {
 
     /// Marks pages of a run being handed out as in use (no longer dirty-free).
     pub fn takeDirty(c: *Chunk, run: *Run) usize {
-        const start = (@intFromPtr(run) - @intFromPtr(&c.runs)) / @sizeOf(Run);
+        const start = c.runStart(run);
         const n = countBits(&c.dirty_map, start, run.pages);
         clearBits(&c.dirty_map, start, run.pages);
         clearBits(&c.old_dirty_map, start, run.pages);
@@ -207,6 +207,21 @@ pub const Chunk = struct {
         const purged = c.purgeMarked(&all);
         c.old_dirty_map = @splat(0);
         return purged;
+    }
+
+    /// `purge`, except pages [start, start + pages), which stay dirty (a run
+    /// just freed, likely to be taken again at once).
+    pub fn purgeExcept(c: *Chunk, start: usize, pages: usize) usize {
+        var marked = c.dirty_map;
+        clearBits(&marked, start, pages);
+        const purged = c.purgeMarked(&marked);
+        c.old_dirty_map = @splat(0);
+        return purged;
+    }
+
+    /// The page index of a run's first page (its descriptor's position).
+    pub inline fn runStart(c: *const Chunk, run: *const Run) usize {
+        return (@intFromPtr(run) - @intFromPtr(&c.runs)) / @sizeOf(Run);
     }
 
     /// Purges the (free, dirty) pages marked in `marked` and clears their
@@ -302,6 +317,18 @@ test "runs honour alignment and map every page back to their descriptor" {
     try std.testing.expectEqual(a, c.runOf(a.base() + 2 * page_bytes + 5).?);
     try std.testing.expectEqual(b, c.runOf(b.base() + 15 * page_bytes).?);
     try std.testing.expect(c.runOf(@intFromPtr(c) + 8) == null); // header
+}
+
+test "purgeExcept keeps the given pages dirty and purges the others" {
+    const c = try testChunk();
+    const a = c.allocRun(4, 1).?;
+    const b = c.allocRun(8, 1).?;
+    const b_start = c.runStart(b);
+    _ = c.freeRun(a);
+    _ = c.freeRun(b);
+    try std.testing.expectEqual(@as(usize, 4), c.purgeExcept(b_start, 8));
+    try std.testing.expectEqual(@as(usize, 8), countBits(&c.dirty_map, b_start, 8));
+    try std.testing.expectEqual(@as(usize, 8), c.purge());
 }
 
 test "freed runs are reused first-fit and become dirty until purged" {
