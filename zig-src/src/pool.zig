@@ -52,7 +52,7 @@ const Chunk = chunk_mod.Chunk;
 const Run = chunk_mod.Run;
 pub const ChunkSource = chunk_source.ChunkSource;
 pub const max_pools = thread_cache.max_pools;
-const page_bytes = chunk_mod.page_bytes;
+pub const page_bytes = chunk_mod.page_bytes;
 
 /// Largest block served from a chunk's pages; bigger ones are huge.
 pub const large_max_bytes: usize = 2 * 1024 * 1024;
@@ -62,7 +62,7 @@ const large_align_max_bytes: usize = 1024 * 1024;
 /// 512 KiB: measured with bench/ (python3 under memtier: peak RSS 41,968 KiB
 /// at 1 MiB, 41,668 at 512 KiB, 41,580 at 256 KiB; the mixed workload's
 /// madvise calls barely change between 512 and 128 KiB).
-const dirty_max_pages: usize = 128;
+pub const dirty_max_pages: usize = 128;
 /// Free pages older than one to two of these intervals are purged.
 const decay_ns: u64 = 1_000_000_000;
 
@@ -577,143 +577,4 @@ pub fn flushCache(pool: *Pool, cache: *thread_cache.PoolCache) void {
 comptime {
     if (builtin.target.cpu.arch != .x86_64 and builtin.target.cpu.arch != .aarch64)
         @compileError("hmalloc supports 64-bit Linux on x86_64 and aarch64");
-}
-
-// ---- tests ----------------------------------------------------------------------
-
-const testing = std.testing;
-
-fn testPool() !*Pool {
-    const policy: Policy = .{};
-    return registry.create(&policy, .anonymous) orelse error.OutOfMemory;
-}
-
-test "blocks of every size are usable, distinct and keep their contents" {
-    const p = try testPool();
-    defer registry.destroy(p);
-    var blocks: [300][*]u8 = undefined;
-    var sizes: [300]usize = undefined;
-    var size: usize = 0;
-    for (&blocks, &sizes, 0..) |*b, *s, i| {
-        size = (size * 7 + 13) % (3 * 1024 * 1024) + 1;
-        if (i % 3 != 0) size %= 4096;
-        s.* = size;
-        b.* = p.alloc(size) orelse return error.OutOfMemory;
-        try testing.expect(usableSize(b.*, "test") >= size);
-        try testing.expect(@intFromPtr(b.*) % 8 == 0);
-        @memset(b.*[0..size], @truncate(i));
-    }
-    for (blocks, sizes, 0..) |b, s, i| {
-        try testing.expect(std.mem.allEqual(u8, b[0..s], @truncate(i)));
-        free(b, "test");
-    }
-}
-
-test "every power-of-two alignment up to 1 GiB is honoured" {
-    const p = try testPool();
-    defer registry.destroy(p);
-    var alignment: usize = 8;
-    while (alignment <= 1 << 30) : (alignment *= 2) {
-        for ([_]usize{ 1, 100, 5000, 3 << 20 }) |size| {
-            const b = p.allocAligned(alignment, size) orelse return error.OutOfMemory;
-            try testing.expectEqual(@as(usize, 0), @intFromPtr(b) % alignment);
-            try testing.expect(usableSize(b, "test") >= size);
-            free(b, "test");
-        }
-    }
-}
-
-test "a block freed by another thread is reused, not lost" {
-    const p = try testPool();
-    defer registry.destroy(p);
-    var blocks: [1000]usize = undefined;
-    for (&blocks) |*b| b.* = @intFromPtr(p.alloc(64).?);
-    const t = try std.Thread.spawn(.{}, struct {
-        fn run(list: []const usize) void {
-            for (list) |b| free(@ptrFromInt(b), "test");
-        }
-    }.run, .{@as([]const usize, &blocks)});
-    t.join();
-    // The other thread's cache went back to the bins at its exit: allocating
-    // the same again needs no new memory.
-    const mapped = p.stats.mapped_bytes.load(.monotonic);
-    for (&blocks) |*b| b.* = @intFromPtr(p.alloc(64).?);
-    try testing.expectEqual(mapped, p.stats.mapped_bytes.load(.monotonic));
-    for (blocks) |b| free(@ptrFromInt(b), "test");
-}
-
-test "realloc keeps contents and the block's pool" {
-    const p = try testPool();
-    defer registry.destroy(p);
-    var b = p.alloc(10).?;
-    @memcpy(b[0..10], "0123456789");
-    for ([_]usize{ 100, 40_000, 3 << 20, 50, 9 }) |size| {
-        b = realloc(b, size, "test", p).?;
-        try testing.expectEqualSlices(u8, "012345678", b[0..9]);
-        try testing.expectEqual(p, poolOf(@intFromPtr(b), "test"));
-    }
-    free(b, "test");
-}
-
-test "freed large blocks are purged: dirty pages stay under the limit" {
-    const p = try testPool();
-    defer registry.destroy(p);
-    var blocks: [64][*]u8 = undefined;
-    for (&blocks) |*b| {
-        b.* = p.alloc(1 << 20).?;
-        @memset(b.*[0 .. 1 << 20], 1);
-    }
-    for (blocks) |b| free(b, "test");
-    // At most the cap, plus the block freed last (kept for reuse).
-    try testing.expect(p.dirty_pages <= dirty_max_pages + (1 << 20) / page_bytes);
-    // Cycling one block larger than the cap purges nothing.
-    const mapped_before = p.dirty_pages;
-    for (0..10) |_| free(p.alloc(1 << 20).?, "test");
-    try testing.expectEqual(mapped_before, p.dirty_pages);
-}
-
-test "mbind calls stay within 512 per GiB allocated" {
-    var policy: Policy = .{};
-    policy.mode = .bind;
-    policy.nodes = @import("node_mask.zig").NodeMask.single(0);
-    const p = registry.create(&policy, .anonymous) orelse return error.OutOfMemory;
-    defer registry.destroy(p);
-    var total: usize = 0;
-    var size: usize = 1000;
-    while (total < 256 << 20) {
-        size = (size * 13 + 7) % (4 << 20) + 1;
-        _ = p.alloc(size) orelse return error.OutOfMemory;
-        total += size;
-    }
-    const calls = p.stats.mbind_calls.load(.monotonic);
-    try testing.expect(calls > 0); // bind really calls mbind
-    try testing.expect(calls * (1 << 30) / total <= 512);
-}
-
-test "a destroyed pool's slot is reused and stale caches are dropped" {
-    const a = try testPool();
-    const slot = a.slot;
-    const stale = a.alloc(32).?;
-    free(stale, "test"); // now in this thread's cache of slot `slot`
-    registry.destroy(a);
-    const b = try testPool();
-    defer registry.destroy(b);
-    try testing.expectEqual(slot, b.slot);
-    const fresh = b.alloc(32).?;
-    try testing.expectEqual(b, poolOf(@intFromPtr(fresh), "test"));
-    free(fresh, "test");
-}
-
-test "a small alignment with a size above the small classes gets a page run" {
-    const p = try testPool();
-    defer registry.destroy(p);
-    var r: usize = 0;
-    while (r < 100) : (r += 1) {
-        const size = 1 + r * 997;
-        const a = p.allocAligned(256, size) orelse return error.OutOfMemory;
-        const b = p.allocAligned(64, std.mem.alignForward(usize, size, 64)) orelse return error.OutOfMemory;
-        try testing.expect(@intFromPtr(a) % 256 == 0 and @intFromPtr(b) % 64 == 0);
-        free(a, "test");
-        free(b, "test");
-    }
 }
