@@ -106,7 +106,7 @@ export async function runStress(
 /**
  * "Near baseline" after every block is freed (the last ones by a thread that then exits): at
  * most 16 MiB + 5% of the peak's growth above the baseline. The fixed part is what the
- * allocator keeps by design once all is freed: up to 512 KiB of free pages not yet purged
+ * allocator keeps by design once all is freed: up to 256 KiB of free pages not yet purged
  * (pool.zig `dirty_max_pages`), ~64 KiB (at least two) empty slabs per size class and bin (slab.zig),
  * chunk headers; measured +6.6 to +13 MiB for 1-8 threads. The proportional part is what grows
  * with the peak: chunk metadata, glibc's cache of exited threads' stacks (measured +19 MiB at

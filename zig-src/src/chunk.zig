@@ -180,6 +180,18 @@ pub const Chunk = struct {
         return newly_dirty;
     }
 
+    /// Copies which pages of `run` (not taken yet) are dirty into `out`: bit
+    /// i for the run's page i. The others are clean: never touched since the
+    /// chunk was mapped, or purged since — zero, in an anonymous mapping.
+    pub fn dirtyPagesOf(c: *const Chunk, run: *const Run, out: []u64) void {
+        const start = c.runStart(run);
+        assert(run.pages <= out.len * 64);
+        @memset(out, 0);
+        for (0..run.pages) |i| {
+            if (testBit(&c.dirty_map, start + i)) out[i >> 6] |= @as(u64, 1) << @intCast(i & 63);
+        }
+    }
+
     /// Marks pages of a run being handed out as in use (no longer dirty-free).
     pub fn takeDirty(c: *Chunk, run: *Run) usize {
         const start = c.runStart(run);

@@ -150,3 +150,37 @@ test "a small alignment with a size above the small classes gets a page run" {
         free(b, "test");
     }
 }
+
+test "calloc of a large block is zero, and writes only the pages that held data" {
+    const p = try testPool();
+    defer registry.destroy(p);
+    const size: usize = 1 << 20;
+    // Fresh pages: zero without being touched (none resident after calloc).
+    const fresh = p.allocZeroed(1, size).?;
+    var vec: [size / page_bytes]u8 = undefined;
+    try testing.expectEqual(@as(usize, 0), std.os.linux.mincore(@ptrCast(fresh), size, &vec));
+    var resident: usize = 0;
+    for (vec) |v| resident += v & 1;
+    try testing.expectEqual(@as(usize, 0), resident);
+    try testing.expect(std.mem.allEqual(u8, fresh[0..size], 0));
+    // Dirty pages: written over, then handed out zeroed again.
+    @memset(fresh[0 .. size / 2], 0xa5);
+    free(fresh, "test");
+    const again = p.allocZeroed(1, size).?;
+    try testing.expectEqual(@intFromPtr(fresh), @intFromPtr(again)); // the same run, kept dirty
+    try testing.expect(std.mem.allEqual(u8, again[0..size], 0));
+    free(again, "test");
+}
+
+test "a file-backed pool zeroes every page of a large calloc (purged file pages keep data)" {
+    const p = try testPool();
+    defer registry.destroy(p);
+    p.clean_pages_are_zero = false; // as a file-backed pool
+    const size: usize = 256 * 1024;
+    const a = p.alloc(size).?;
+    @memset(a[0..size], 0x5a);
+    free(a, "test");
+    const b = p.allocZeroed(1, size).?;
+    try testing.expect(std.mem.allEqual(u8, b[0..size], 0));
+    free(b, "test");
+}

@@ -108,6 +108,7 @@ fn createLocked(policy: *const Policy, source: pool_mod.ChunkSource, slot: usize
         .slot = @intCast(slot),
         .policy = policy.*,
         .source = source,
+        .clean_pages_are_zero = source == .anonymous,
         .bins = undefined,
     };
     for (&p.bins, 0..) |*bin, class| bin.* = .{ .class = @intCast(class) };
