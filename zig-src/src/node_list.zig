@@ -74,13 +74,13 @@ pub const Error = struct {
         const t = e.token(text);
         return switch (e.reason) {
             .empty => bufPrint(buf, "empty node list", .{}),
-            .nothing_after_prefix => bufPrint(buf, "nothing after {f}", .{ quoted(t) }),
+            .nothing_after_prefix => bufPrint(buf, "nothing after {f}", .{quoted(t)}),
             .empty_element => bufPrint(buf, "empty element at offset {d}", .{e.start}),
-            .bad_token => bufPrint(buf, "bad token {f}", .{ quoted(t) }),
+            .bad_token => bufPrint(buf, "bad token {f}", .{quoted(t)}),
             .out_of_range => bufPrint(buf, "node {f} is out of range (max {d})", .{ quoted(t), max_nodes - 1 }),
-            .reversed_range => bufPrint(buf, "reversed range {f}", .{ quoted(t) }),
+            .reversed_range => bufPrint(buf, "reversed range {f}", .{quoted(t)}),
             .relative_beyond => bufPrint(buf, "relative node {f} is beyond the {d} allowed nodes", .{ quoted(t), e.limit }),
-            .selects_nothing => bufPrint(buf, "{f} selects no node", .{ quoted(t) }),
+            .selects_nothing => bufPrint(buf, "{f} selects no node", .{quoted(t)}),
         };
     }
 
