@@ -73,9 +73,9 @@ export fn haligned_alloc(alignment: usize, size: usize) ?*anyopaque {
 }
 
 export fn hposix_memalign(memptr: *?*anyopaque, alignment: usize, size: usize) c_int {
-    if (alignment < @sizeOf(usize) or !std.math.isPowerOfTwo(alignment)) return @intFromEnum(linux.E.INVAL);
+    if (alignment < @sizeOf(usize) or !std.math.isPowerOfTwo(alignment)) return @backingInt(linux.E.INVAL);
     const saved = std.c._errno().*;
-    const p = registry.defaultPool().allocAligned(alignment, size) orelse return @intFromEnum(linux.E.NOMEM);
+    const p = registry.defaultPool().allocAligned(alignment, size) orelse return @backingInt(linux.E.NOMEM);
     std.c._errno().* = saved; // posix_memalign reports through its result only
     memptr.* = p;
     return 0;

@@ -404,9 +404,9 @@ pub fn summary() void {
     if (thread_state) |ts| flushAll(ts);
     for (tiers[0..tier_count], 0..) |*t, i| {
         logInfo("tier {d} {s}: {d} bytes now, {d} bytes peak, {d} allocations, {d} fallbacks", .{
-            i,                                     t.kind.name(),
-            t.stats.bytes_now.load(.monotonic),    t.stats.bytes_peak.load(.monotonic),
-            t.stats.allocations.load(.monotonic),  t.stats.fallbacks.load(.monotonic),
+            i,                                    t.kind.name(),
+            t.stats.bytes_now.load(.monotonic),   t.stats.bytes_peak.load(.monotonic),
+            t.stats.allocations.load(.monotonic), t.stats.fallbacks.load(.monotonic),
         });
     }
 }

@@ -104,9 +104,9 @@ export fn reallocarray(ptr: ?*anyopaque, nmemb: usize, size: usize) ?*anyopaque 
 }
 
 export fn posix_memalign(memptr: *?*anyopaque, alignment: usize, size: usize) c_int {
-    if (alignment < @sizeOf(usize) or !std.math.isPowerOfTwo(alignment)) return @intFromEnum(linux.E.INVAL);
+    if (alignment < @sizeOf(usize) or !std.math.isPowerOfTwo(alignment)) return @backingInt(linux.E.INVAL);
     const saved = std.c._errno().*;
-    const p = allocate(size, alignment, false) orelse return @intFromEnum(linux.E.NOMEM);
+    const p = allocate(size, alignment, false) orelse return @backingInt(linux.E.NOMEM);
     std.c._errno().* = saved;
     memptr.* = p;
     return 0;

@@ -101,12 +101,12 @@ pub const Mode = enum(u8) {
 
     /// The MPOL_* number (for HMALLOC_MPOL_MODE).
     pub fn mpol(mode: Mode) u32 {
-        return @intFromEnum(mode);
+        return @backingInt(mode);
     }
 
     pub fn fromMpol(number: u64) ?Mode {
         return switch (number) {
-            0, 1, 2, 3, 5, 6 => @enumFromInt(number),
+            0, 1, 2, 3, 5, 6 => @fromBackingInt(@intCast(number)),
             else => null,
         };
     }
@@ -148,13 +148,13 @@ pub const ParseError = struct {
         const t = e.token(spec);
         return switch (e.reason) {
             .empty => print(buf, "empty policy", .{}),
-            .unknown_mode => print(buf, "unknown mode {f} (" ++ mode_names ++ ")", .{ quoted(t) }),
-            .default_takes_no_nodes => print(buf, "default takes no nodes: {f}", .{ quoted(t) }),
+            .unknown_mode => print(buf, "unknown mode {f} (" ++ mode_names ++ ")", .{quoted(t)}),
+            .default_takes_no_nodes => print(buf, "default takes no nodes: {f}", .{quoted(t)}),
             .needs_nodes => print(buf, "{s} needs nodes, e.g. \"{s}:0\"", .{ e.mode.name(), e.mode.name() }),
             .preferred_needs_one => print(buf, "preferred takes exactly one node, {f} names {d}", .{ quoted(t), e.count }),
-            .bad_weight => print(buf, "bad weight {f} (1-255)", .{ quoted(t) }),
-            .missing_weight => print(buf, "missing \"=WEIGHT\" in {f}", .{ quoted(t) }),
-            .duplicate_node => print(buf, "node {f} is given twice", .{ quoted(t) }),
+            .bad_weight => print(buf, "bad weight {f} (1-255)", .{quoted(t)}),
+            .missing_weight => print(buf, "missing \"=WEIGHT\" in {f}", .{quoted(t)}),
+            .duplicate_node => print(buf, "node {f} is given twice", .{quoted(t)}),
             .node_list => e.list.describe(spec, buf),
         };
     }
@@ -380,7 +380,7 @@ pub const Policy = struct {
     }
 
     fn nextTurn(self: *const Policy) usize {
-        var h = std.hash.Wyhash.init(@intFromEnum(self.mode));
+        var h = std.hash.Wyhash.init(@backingInt(self.mode));
         h.update(std.mem.asBytes(&self.nodes.words));
         var it = self.nodes.iterator();
         while (it.next()) |n| h.update(&.{self.weights[n]});

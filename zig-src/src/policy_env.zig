@@ -134,7 +134,7 @@ fn fromReference(vars: Variables, buf: []u8) ReferenceResult {
         return refError("HMALLOC_NODEMASK", mask_text, "HMALLOC_MPOL_MODE is not set");
     };
     const number = parseDecimal(mode_text) orelse
-        return refError("HMALLOC_MPOL_MODE", mode_text, print(buf, "bad token {f}" ++ mode_hint, .{ quoted(mode_text) }));
+        return refError("HMALLOC_MPOL_MODE", mode_text, print(buf, "bad token {f}" ++ mode_hint, .{quoted(mode_text)}));
     const mode = Mode.fromMpol(number) orelse
         return refError("HMALLOC_MPOL_MODE", mode_text, print(buf, "unknown mode {d}" ++ mode_hint, .{number}));
     const mask_text = vars.nodemask orelse {
@@ -142,7 +142,7 @@ fn fromReference(vars: Variables, buf: []u8) ReferenceResult {
         return refError("HMALLOC_MPOL_MODE", mode_text, "HMALLOC_NODEMASK is not set");
     };
     const mask = parseDecimal(mask_text) orelse
-        return refError("HMALLOC_NODEMASK", mask_text, print(buf, "bad token {f} (a decimal mask of nodes 0-63)", .{ quoted(mask_text) }));
+        return refError("HMALLOC_NODEMASK", mask_text, print(buf, "bad token {f} (a decimal mask of nodes 0-63)", .{quoted(mask_text)}));
     if (mode == .default) return refError("HMALLOC_NODEMASK", mask_text, "default takes no nodes");
     if (mask == 0) return refError("HMALLOC_NODEMASK", mask_text, "selects no node");
     const nodes = NodeMask.fromU64(mask);

@@ -39,7 +39,6 @@ fn expectParseError(spec: []const u8, token: []const u8, text: []const u8) !void
     try testing.expectEqualStrings(text, e.describe(spec, &buf));
 }
 
-
 test "parse: every mode of the policy string" {
     _ = try expectParsed("default", .default, .empty);
     _ = try expectParsed("bind:2", .bind, NodeMask.single(2));
@@ -92,9 +91,9 @@ test "parse errors name the token" {
 
 test "format round-trips through parse" {
     const specs = [_][]const u8{
-        "default",                     "bind:2",                      "bind:0,2-3",
-        "preferred:3",                 "preferred-many:2-3",          "interleave:0-3",
-        "weighted-interleave:0-3",     "weighted-interleave:0=3,2=1", "weighted-interleave:0=2,1=2,3=255",
+        "default",                 "bind:2",                      "bind:0,2-3",
+        "preferred:3",             "preferred-many:2-3",          "interleave:0-3",
+        "weighted-interleave:0-3", "weighted-interleave:0=3,2=1", "weighted-interleave:0=2,1=2,3=255",
     };
     var buf: [256]u8 = undefined;
     for (specs) |spec| {

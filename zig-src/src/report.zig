@@ -21,7 +21,7 @@ pub const Caller = []const u8;
 pub var prefix: []const u8 = "hmalloc";
 
 pub fn setErrno(e: linux.E) void {
-    std.c._errno().* = @intCast(@intFromEnum(e));
+    std.c._errno().* = @intCast(@backingInt(e));
 }
 
 /// Sets errno and returns null: `return report.fail(.NOMEM);`
@@ -57,5 +57,5 @@ pub fn writeAll(bytes: []const u8) void {
 
 test "fail sets errno and returns null" {
     try std.testing.expect(fail(.NOMEM) == null);
-    try std.testing.expectEqual(@as(c_int, @intFromEnum(linux.E.NOMEM)), std.c._errno().*);
+    try std.testing.expectEqual(@as(c_int, @backingInt(linux.E.NOMEM)), std.c._errno().*);
 }

@@ -45,7 +45,7 @@ fn pagesOf(addr: usize, len: usize) Range {
 }
 
 fn notPresent(status: i32) bool {
-    return status == -@as(i32, @intFromEnum(linux.E.NOENT)) or status == -@as(i32, @intFromEnum(linux.E.FAULT));
+    return status == -@as(i32, @backingInt(linux.E.NOENT)) or status == -@as(i32, @backingInt(linux.E.FAULT));
 }
 
 fn movePages(count: usize, pages: *const [batch_pages]usize, nodes: ?*const [batch_pages]i32, status: *[batch_pages]i32, flags: usize) linux.E {
@@ -67,7 +67,7 @@ pub fn countPages(addr: usize, len: usize, counts: []usize) isize {
         const n = @min(batch_pages, range.pages - done);
         for (pages[0..n], 0..) |*p, i| p.* = range.first + (done + i) * range.page_bytes;
         const e = movePages(n, &pages, null, &status, 0);
-        if (e != .SUCCESS) return -@as(isize, @intFromEnum(e));
+        if (e != .SUCCESS) return -@as(isize, @backingInt(e));
         for (status[0..n]) |s| {
             if (s >= 0) {
                 if (@as(usize, @intCast(s)) < counts.len) counts[@intCast(s)] += 1;
@@ -87,7 +87,7 @@ pub fn countPages(addr: usize, len: usize, counts: []usize) isize {
 /// of present pages that could not be moved, or -errno.
 pub fn migrate(addr: usize, len: usize, nodes: NodeMask) isize {
     const k = nodes.count();
-    if (k == 0) return -@as(isize, @intFromEnum(linux.E.INVAL));
+    if (k == 0) return -@as(isize, @backingInt(linux.E.INVAL));
     var targets: [max_nodes]u16 = undefined;
     {
         var it = nodes.iterator();
@@ -108,13 +108,13 @@ pub fn migrate(addr: usize, len: usize, nodes: NodeMask) isize {
             want[i] = targets[(done + i) % k];
         }
         const e = movePages(n, &pages, &want, &status, mpol_mf_move);
-        if (e != .SUCCESS) return -@as(isize, @intFromEnum(e));
+        if (e != .SUCCESS) return -@as(isize, @backingInt(e));
         for (status[0..n], want[0..n], pages[0..n]) |s, target, page| {
             if (s == target) continue;
             if (s < 0 and notPresent(s)) continue;
             // With transparent huge pages, move_pages moves the whole huge page
             // but may report EBUSY for a subpage it moved along: ask again.
-            if (s == -@as(i32, @intFromEnum(linux.E.BUSY)) and nodeOf(page) == target) continue;
+            if (s == -@as(i32, @backingInt(linux.E.BUSY)) and nodeOf(page) == target) continue;
             failed += 1;
         }
         done += n;
@@ -191,8 +191,8 @@ test "migrate to an empty set or a node that does not exist fails with -errno" {
     const base = try mapAnonymous(page);
     defer _ = linux.munmap(@ptrFromInt(base), page);
     @as(*volatile u8, @ptrFromInt(base)).* = 1;
-    try testing.expectEqual(-@as(isize, @intFromEnum(linux.E.INVAL)), migrate(base, page, NodeMask.empty));
+    try testing.expectEqual(-@as(isize, @backingInt(linux.E.INVAL)), migrate(base, page, NodeMask.empty));
     // Node 1 is not online here: ENODEV from the kernel, never a silent success.
-    try testing.expectEqual(-@as(isize, @intFromEnum(linux.E.NODEV)), migrate(base, page, NodeMask.single(1)));
-    try testing.expectEqual(-@as(isize, @intFromEnum(linux.E.NODEV)), migrate(base, page, NodeMask.single(1000)));
+    try testing.expectEqual(-@as(isize, @backingInt(linux.E.NODEV)), migrate(base, page, NodeMask.single(1)));
+    try testing.expectEqual(-@as(isize, @backingInt(linux.E.NODEV)), migrate(base, page, NodeMask.single(1000)));
 }

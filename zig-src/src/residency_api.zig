@@ -16,7 +16,7 @@ const node_list = @import("node_list.zig");
 const sysfs = @import("sysfs.zig");
 
 fn negErrno(e: linux.E) c_long {
-    return -@as(c_long, @intFromEnum(e));
+    return -@as(c_long, @backingInt(e));
 }
 
 /// Pages of [addr, addr+length) per node into pages_per_node[0..max_nodes];
