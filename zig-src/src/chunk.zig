@@ -280,7 +280,7 @@ fn countBits(map: []const u64, start: usize, n: usize) usize {
 }
 
 /// First index in [start, end) whose bit is clear, or null.
-fn firstClear(map: []const u64, start: usize, end: usize) ?usize {
+pub fn firstClear(map: []const u64, start: usize, end: usize) ?usize {
     var i = start;
     while (i < end) {
         const word = ~map[i >> 6] >> @intCast(i & 63);
@@ -294,7 +294,7 @@ fn firstClear(map: []const u64, start: usize, end: usize) ?usize {
 }
 
 /// First index in [start, end) whose bit is set, or null.
-fn firstSet(map: []const u64, start: usize, end: usize) ?usize {
+pub fn firstSet(map: []const u64, start: usize, end: usize) ?usize {
     var i = start;
     while (i < end) {
         const word = map[i >> 6] >> @intCast(i & 63);

@@ -117,12 +117,9 @@ pub const Pool = struct {
 
     pub fn allocZeroed(pool: *Pool, n: usize, size: usize) ?[*]u8 {
         const total = std.math.mul(usize, n, size) catch return report.fail(.NOMEM);
-        if (total > size_class.small_max_bytes and pool.clean_pages_are_zero) {
-            if (total > large_max_bytes) return pool.alloc(total); // fresh mapping: already zero
-            return pool.allocPagesZeroed(total);
-        }
+        if (total > large_max_bytes) return pool.alloc(total); // fresh mapping: already zero
+        if (total > size_class.small_max_bytes and pool.clean_pages_are_zero) return pool.allocPagesZeroed(total);
         const p = pool.alloc(total) orelse return null;
-        if (total > large_max_bytes) return p; // fresh mapping: already zero
         @memset(p[0..@max(total, 1)], 0);
         return p;
     }
@@ -135,24 +132,12 @@ pub const Pool = struct {
         assert(size <= large_max_bytes);
         const pages = std.mem.alignForward(usize, size, page_bytes) / page_bytes;
         var dirty: [large_max_bytes / page_bytes / 64]u64 = undefined;
-        const base = blk: {
-            pool.page_lock.lock();
-            defer pool.page_lock.unlock();
-            const run = pool.allocRunLocked(pages, 1, &dirty) orelse return report.fail(.NOMEM);
-            run.kind = .large;
-            break :blk run.base();
-        };
+        const base = pool.allocLarge(pages, 1, &dirty) orelse return report.fail(.NOMEM);
         var page: usize = 0;
-        while (page < pages) {
-            const word = dirty[page >> 6] >> @intCast(page & 63);
-            if (word == 0) {
-                page = (page | 63) + 1;
-                continue;
-            }
-            page += @ctz(word);
-            if (page >= pages) break;
-            @memset(@as([*]u8, @ptrFromInt(base + page * page_bytes))[0..page_bytes], 0);
-            page += 1;
+        while (chunk_mod.firstSet(&dirty, page, pages)) |first| {
+            const end = chunk_mod.firstClear(&dirty, first, pages) orelse pages;
+            @memset(@as([*]u8, @ptrFromInt(base + first * page_bytes))[0 .. (end - first) * page_bytes], 0);
+            page = end;
         }
         return @ptrFromInt(base);
     }
@@ -243,11 +228,17 @@ pub const Pool = struct {
         if (size > large_max_bytes or alignment > large_align_max_bytes)
             return huge.alloc(pool, size, alignment);
         const pages = std.mem.alignForward(usize, size, page_bytes) / page_bytes;
+        return @ptrFromInt(pool.allocLarge(pages, alignment / page_bytes, null) orelse return report.fail(.NOMEM));
+    }
+
+    /// A large block's page run, its address (null: no memory); `dirty_out`
+    /// as allocRunLocked's.
+    fn allocLarge(pool: *Pool, pages: usize, align_pages: usize, dirty_out: ?[]u64) ?usize {
         pool.page_lock.lock();
         defer pool.page_lock.unlock();
-        const run = pool.allocRunLocked(pages, alignment / page_bytes, null) orelse return report.fail(.NOMEM);
+        const run = pool.allocRunLocked(pages, align_pages, dirty_out) orelse return null;
         run.kind = .large;
-        return @ptrFromInt(run.base());
+        return run.base();
     }
 
     /// A run of `pages`; `dirty_out`, if given, learns which of its pages
