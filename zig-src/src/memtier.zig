@@ -152,14 +152,7 @@ fn load() void {
         addTier(t.kind, t.ratio, p);
     }
     if (std.c.pthread_key_create(&thread_key, threadExit) != .SUCCESS) thread_key = std.math.maxInt(std.c.pthread_key_t);
-    for (spec.tiers()) |t| {
-        if (t.kind == .fs_dax) has_file_tier = true;
-    }
-    // After registry.zig's handlers (registered with the default pool, above): our parent
-    // handler runs after its one, our child handler after the child's privatize. Needed with
-    // several tiers (shared_lock) and with a file-backed tier (the wait), also when it is
-    // the only one.
-    if (tier_count > 1 or has_file_tier) _ = std.c.pthread_atfork(forkPrepare, forkParent, forkChild);
+    if (tier_count > 1) _ = std.c.pthread_atfork(forkPrepare, forkParent, forkChild);
     for (tiers[0..tier_count], 0..) |t, i| logInfo("tier {d}: {s}, ratio {d}", .{ i, t.kind.name(), t.ratio });
 }
 
@@ -231,59 +224,19 @@ fn getenv(name: [*:0]const u8) ?[]const u8 {
 // ---- fork ---------------------------------------------------------------------------
 //
 // `shared_lock` is taken around fork like the pools' locks (registry.zig): a thread of the
-// parent settling its ledger at the fork would leave it locked in the child for ever.
-//
-// An FS_DAX heap is a MAP_SHARED file mapping: after fork() the child copies it into private
-// pages (registry.zig's child handler, chunk_source.privatize). That copy must be of the heap
-// as it was at the fork, but the parent returns from fork() at once and goes on writing:
-// blocks it rewrites or frees meanwhile (a free writes the block's first word) reach the
-// child's copy, which then sees the parent's data and "double frees" blocks the parent freed
-// (bash aborted in its subshells this way). So the parent's handler waits, on a pipe, until
-// the child's copy is done (or the child is gone). Other threads of the parent may still
-// write meanwhile; such writes race with the fork itself, so either outcome is legitimate.
-
-/// Whether some tier is file-backed (then fork waits for the child's copy).
-var has_file_tier: bool = false;
-/// [read end, write end] during one fork; -1 when no fork is in progress.
-var fork_pipe: [2]i32 = .{ -1, -1 };
-/// Serialises forks from several threads around `fork_pipe`.
-var fork_lock: std.c.pthread_mutex_t = .{};
+// parent settling its ledger at the fork would leave it locked in the child for ever. (A
+// file-backed tier's heap is copied into the child by registry.zig's fork handlers.)
 
 fn forkPrepare() callconv(.c) void {
-    _ = std.c.pthread_mutex_lock(&fork_lock);
     _ = std.c.pthread_mutex_lock(&shared_lock);
-    fork_pipe = .{ -1, -1 };
-    if (!has_file_tier) return;
-    var fds: [2]i32 = undefined;
-    const rc = linux.pipe2(&fds, .{ .CLOEXEC = true });
-    if (linux.errno(rc) == .SUCCESS) fork_pipe = fds;
 }
 
 fn forkParent() callconv(.c) void {
     _ = std.c.pthread_mutex_unlock(&shared_lock);
-    if (fork_pipe[0] >= 0) {
-        _ = linux.close(fork_pipe[1]);
-        var byte: u8 = 0;
-        // One byte when the child's copy is done; end of file if the child died first.
-        while (linux.errno(linux.read(fork_pipe[0], @ptrCast(&byte), 1)) == .INTR) {}
-        _ = linux.close(fork_pipe[0]);
-    }
-    fork_pipe = .{ -1, -1 };
-    _ = std.c.pthread_mutex_unlock(&fork_lock);
 }
 
 fn forkChild() callconv(.c) void {
-    if (fork_pipe[0] >= 0) {
-        _ = linux.close(fork_pipe[0]);
-        const byte: u8 = 1;
-        _ = linux.write(fork_pipe[1], @ptrCast(&byte), 1);
-        _ = linux.close(fork_pipe[1]);
-    }
-    fork_pipe = .{ -1, -1 };
     shared_lock = .{};
-    fork_lock = .{};
-    // The child's heap is private now (registry.zig made its pools anonymous).
-    has_file_tier = false;
 }
 
 // ---- the per-allocation path ----------------------------------------------------

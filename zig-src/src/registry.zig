@@ -21,6 +21,16 @@
 //! them. The child keeps the forking thread's caches; other threads' caches
 //! are unreachable there (their memory stays allocated, as in glibc).
 //!
+//! A file-backed pool's heap (an FS_DAX tier) is a MAP_SHARED mapping: the
+//! child copies it into private pages (privatizeAfterFork), and that copy
+//! must be of the heap as it was at the fork. So, when such a pool exists,
+//! the parent's handler waits on a pipe for the child's copy to be done (or
+//! the child to be gone) *before* it releases the locks: until then no
+//! thread of the parent can change the heap's metadata (a thread that did,
+//! between the unlock and the child's copy, left the child a slab whose
+//! count and bitmap disagree, and the child looped in Bin.take). Blocks'
+//! contents may still change meanwhile, as they may at the fork itself.
+//!
 //! Trade-off: a fixed slot table (64 pools) instead of a growable list keeps
 //! the per-thread cache lookup a single indexed load.
 const std = @import("std");
@@ -194,17 +204,35 @@ fn threadExit(value: *anyopaque) callconv(.c) void {
 
 // ---- fork -----------------------------------------------------------------------
 
+/// [read end, write end] of the pipe the parent waits on during a fork with a
+/// file-backed pool; -1 otherwise. Guarded by `lock` (held across fork).
+var fork_pipe: [2]i32 = .{ -1, -1 };
+
 fn forkPrepare() callconv(.c) void {
     _ = std.c.pthread_mutex_lock(&lock);
+    var file_backed = false;
     for (&slots) |*s| {
         const p = s.load(.monotonic) orelse continue;
         for (&p.bins) |*bin| bin.lock.lock();
         p.page_lock.lock();
+        if (p.source == .file) file_backed = true;
     }
     page_map.lockForFork();
+    fork_pipe = .{ -1, -1 };
+    if (!file_backed) return;
+    var fds: [2]i32 = undefined;
+    if (linux.errno(linux.pipe2(&fds, .{ .CLOEXEC = true })) == .SUCCESS) fork_pipe = fds;
 }
 
 fn forkParent() callconv(.c) void {
+    if (fork_pipe[0] >= 0) {
+        _ = linux.close(fork_pipe[1]);
+        var byte: u8 = 0;
+        // One byte when the child's copy is done; end of file if the child died first.
+        while (linux.errno(linux.read(fork_pipe[0], @ptrCast(&byte), 1)) == .INTR) {}
+        _ = linux.close(fork_pipe[0]);
+        fork_pipe = .{ -1, -1 };
+    }
     page_map.unlockAfterFork();
     unlockAllPools();
     _ = std.c.pthread_mutex_unlock(&lock);
@@ -219,6 +247,13 @@ fn forkChild() callconv(.c) void {
         for (&p.bins) |*bin| bin.lock = .{};
         p.page_lock = .{};
         p.privatizeAfterFork();
+    }
+    if (fork_pipe[0] >= 0) {
+        _ = linux.close(fork_pipe[0]);
+        const byte: u8 = 1;
+        _ = linux.write(fork_pipe[1], @ptrCast(&byte), 1);
+        _ = linux.close(fork_pipe[1]);
+        fork_pipe = .{ -1, -1 };
     }
     lock = .{};
     // Only the forking thread lives on; the others' caches are unreachable.
