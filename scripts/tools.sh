@@ -2,7 +2,8 @@
 #   DENO  path of the pinned deno binary
 #   ZIG   command that runs the pinned zig ("python3 -m ziglang")
 #   zig   a shell function running $ZIG
-# Deno goes into .tools/ (project-local, git-ignored); Zig into the user's Python.
+# Both go into .tools/ (project-local, git-ignored): Deno from npm, Zig from PyPI into a virtual
+# environment (.tools/venv: Debian 12's pip refuses the system Python, PEP 668).
 TIERMEM_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$TIERMEM_ROOT/scripts/versions.sh"
 
@@ -22,13 +23,15 @@ tiermem_ensure_deno() {
 }
 
 tiermem_ensure_zig() {
-  ZIG="python3 -m ziglang"
-  if [ "$(python3 -m ziglang version 2>/dev/null)" = "$ZIG_VERSION" ]; then return 0; fi
-  tiermem_log "installing zig $ZIG_VERSION from PyPI"
-  python3 -m pip install --quiet --disable-pip-version-check "ziglang==$ZIG_VERSION" >&2 || return 1
-  [ "$(python3 -m ziglang version 2>/dev/null)" = "$ZIG_VERSION" ] || { tiermem_log "zig $ZIG_VERSION did not install"; return 1; }
+  local py="$TIERMEM_ROOT/.tools/venv/bin/python3"
+  ZIG="$py -m ziglang"
+  if [ "$("$py" -m ziglang version 2>/dev/null)" = "$ZIG_VERSION" ]; then return 0; fi
+  tiermem_log "installing zig $ZIG_VERSION from PyPI into .tools/venv"
+  [ -x "$py" ] || python3 -m venv "$TIERMEM_ROOT/.tools/venv" >&2 || return 1
+  "$py" -m pip install --quiet --disable-pip-version-check "ziglang==$ZIG_VERSION" >&2 || return 1
+  [ "$("$py" -m ziglang version 2>/dev/null)" = "$ZIG_VERSION" ] || { tiermem_log "zig $ZIG_VERSION did not install"; return 1; }
 }
 
-zig() { python3 -m ziglang "$@"; }
+zig() { "$TIERMEM_ROOT/.tools/venv/bin/python3" -m ziglang "$@"; }
 
-tiermem_ensure_deno && tiermem_ensure_zig
+tiermem_ensure_deno && tiermem_ensure_zig && export PATH="$TIERMEM_ROOT/.tools/venv/bin:$PATH"

@@ -10,18 +10,30 @@
 const std = @import("std");
 
 pub fn build(b: *std.Build) void {
-    const target = b.standardTargetOptions(.{});
+    // Portable by default: the baseline CPU of the architecture and a glibc floor, so a library
+    // built on any host runs on every CPU of its architecture and on glibc >= 2.31 (Debian 11,
+    // Ubuntu 20.04 and later). `-Dcpu=native` builds for this host only; `-Dtarget=` cross-builds
+    // (e.g. `aarch64-linux-gnu.2.31`).
+    const target = b.standardTargetOptions(.{ .default_target = .{
+        .os_tag = .linux,
+        .abi = .gnu,
+        .cpu_model = .baseline,
+        .glibc_version = .{ .major = 2, .minor = 31, .patch = 0 },
+    } });
     const optimize = b.standardOptimizeOption(.{});
+    const strip = b.option(bool, "strip", "Strip debug information from the libraries (dist builds)");
 
     const hmalloc = b.addLibrary(.{
         .name = "hmalloc",
         .linkage = .dynamic,
+        .version = .{ .major = 1, .minor = 0, .patch = 0 }, // soname libhmalloc.so.1
         .root_module = b.createModule(.{
             .root_source_file = b.path("src/hmalloc_api.zig"),
             .target = target,
             .optimize = optimize,
             .link_libc = true,
             .omit_frame_pointer = optimize != .debug,
+            .strip = strip,
         }),
     });
     hmalloc.root_module.addCSourceFile(.{ .file = b.path("src/thread_pointer.c") });
@@ -38,6 +50,7 @@ pub fn build(b: *std.Build) void {
                 .optimize = optimize,
                 .link_libc = true,
                 .omit_frame_pointer = optimize != .debug,
+                .strip = strip,
             }),
         });
         memtier.root_module.addCSourceFile(.{ .file = b.path("src/thread_pointer.c") });

@@ -15,7 +15,9 @@
 # Settings: NUMAVM_KVER (default: newest kernel with /boot/vmlinuz-* and /lib/modules/*),
 # NUMAVM_CACHE (initramfs cache dir), NUMAVM_TIMEOUT (whole boot, s, default 900),
 # NUMAVM_STEP_TIMEOUT (each step, s, default none), NUMAVM_CONSOLE=FILE (keep the serial log),
-# NUMAVM_APPEND (kernel args), NUMAVM_NODE_MEM (default 1G), NUMAVM_MEM (default 4G).
+# NUMAVM_APPEND (kernel args), NUMAVM_NODE_MEM (default 1G), NUMAVM_MEM (default 4G),
+# NUMAVM_CPU (qemu CPU model, default Nehalem: an old x86-64-v2 CPU without AVX, so a library built
+# for the host's CPU fails here on every host), NUMAVM_SLOTS (guests at once on this host, default 2).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 MIN_KERNEL=6.9   # MPOL_WEIGHTED_INTERLEAVE and /sys/kernel/mm/mempolicy/ appeared in 6.9
@@ -126,8 +128,19 @@ for i in 0 1; do for t in 0 1 2 3; do # HMAT: puts nodes 2,3 in a lower memory t
     -numa "hmat-lb,initiator=$i,target=$t,hierarchy=memory,data-type=access-bandwidth,bandwidth=$b")
 done; done
 
+# At most NUMAVM_SLOTS guests at once on this host (each takes 4 GiB and a core): wait for a slot.
+slots=${NUMAVM_SLOTS:-2}
+exec {slot_fd}> /dev/null
+while :; do
+  for ((s = 0; s < slots; s++)); do
+    exec {slot_fd}> "/tmp/tiermem-numavm.slot$s.lock"
+    flock -n "$slot_fd" && break 2
+  done
+  sleep 1
+done
+
 set +e
-timeout "${NUMAVM_TIMEOUT:-900}" qemu-system-x86_64 -machine q35,hmat=on -accel tcg -cpu max \
+timeout "${NUMAVM_TIMEOUT:-900}" qemu-system-x86_64 -machine q35,hmat=on -accel tcg -cpu "${NUMAVM_CPU:-Nehalem}" \
   -smp 2,sockets=2,cores=1,threads=1 -m "${NUMAVM_MEM:-4G}" "${A[@]}" \
   -kernel "/boot/vmlinuz-$KVER" -initrd "$INITRD" \
   -append "console=ttyS0 quiet panic=-1 ${NUMAVM_APPEND:-}" \
