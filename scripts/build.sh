@@ -1,7 +1,4 @@
 #!/usr/bin/env bash
-# Builds libhmalloc.so, libmemtier.so and hmalloc.h into zig-src/zig-out/.
-# OPTIMIZE=debug|safe|fast|small (default fast: the build users run and we benchmark).
-set -euo pipefail
-. "$(dirname "$0")/tools.sh"
-cd "$TIERMEM_ROOT/zig-src"
-zig build -Doptimize="${OPTIMIZE:-fast}" "$@"
+# Builds the libraries into zig-src/zig-out/ (see scripts/build.ts for the options).
+. "$(dirname "$0")/tools.sh" || exit 1
+exec "$DENO" run -A "$TIERMEM_ROOT/scripts/build.ts" "$@"
