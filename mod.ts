@@ -26,6 +26,14 @@
  * @module
  */
 
+import { preload } from "./lib/registry.ts";
+
+// Find and open libhmalloc.so now, through the whole chain (env var, local build, the prebuilt
+// binary shipped for this platform, the cache, a Zig build): the API works with no separate
+// `await loadHmalloc()`, from a checkout or from a URL. A failure is reported by the first call
+// that needs the library, so topology queries work without it.
+await preload();
+
 export * from "./lib/buffers.ts";
 export * from "./lib/pool.ts";
 export * from "./lib/residency.ts";

@@ -29,6 +29,7 @@
  * @module
  */
 
+import { locateLibrary } from "../ffi/library.ts";
 import { launch, LaunchError, statOrNull } from "./launch.ts";
 import { parseTierSpec, tierEnvFromFlags, type TierSpec } from "./tier_spec.ts";
 
@@ -207,35 +208,31 @@ function isDirectory(path: string): boolean {
   return statOrNull(path)?.isDirectory ?? false;
 }
 
-/** The local build, relative to this module (null when not loaded from a file). */
-function localLibrary(): string | null {
-  const url = new URL("../zig-src/zig-out/lib/libmemtier.so", import.meta.url);
-  return url.protocol === "file:" ? decodeURIComponent(url.pathname) : null;
-}
-
 /**
- * The absolute path of libmemtier.so: `TIERMEM_MEMTIER_LIB` when set (it must exist), else the
- * local build. Throws `TypeError` saying how to build it or what is wrong with the variable.
+ * The absolute path of libmemtier.so through the library chain of `ffi/library.ts`:
+ * `TIERMEM_MEMTIER_LIB` when set (it must exist; a relative path is taken from the current
+ * directory), else the local build, else the prebuilt binary shipped with the package (verified,
+ * cached), else a build with Zig. Throws `TypeError` saying what is wrong with the variable, or
+ * listing every place tried.
  *
  * @example
  * ```ts
  * import { findMemtierLibrary } from "./memtier_launch.ts";
- * findMemtierLibrary(Deno.env.toObject()); // ".../zig-src/zig-out/lib/libmemtier.so"
+ * console.log(await findMemtierLibrary(Deno.env.toObject())); // ".../libmemtier.so"
  * ```
  */
-export function findMemtierLibrary(env: Readonly<Record<string, string>>): string {
+export async function findMemtierLibrary(env: Readonly<Record<string, string>>): Promise<string> {
   const given = env[LIBRARY_ENV];
   if (given !== undefined) {
     const path = given.startsWith("/") ? given : `${Deno.cwd()}/${given}`;
     if (!isFile(path)) throw new TypeError(`${LIBRARY_ENV}: "${given}" is not a file`);
     return path;
   }
-  const local = localLibrary();
-  if (local !== null && isFile(local)) return local;
-  throw new TypeError(
-    `libmemtier.so not found${local === null ? "" : ` at ${local}`}: build it with ` +
-      `'bash scripts/build.sh' (or 'deno task build'), or set ${LIBRARY_ENV}`,
-  );
+  try {
+    return (await locateLibrary({ library: "memtier", env: (name) => env[name] })).path;
+  } catch (error) {
+    throw new TypeError(error instanceof Error ? error.message : String(error), { cause: error });
+  }
 }
 
 function isFile(path: string): boolean {
@@ -317,7 +314,8 @@ Examples:
 
 KMEM_DAX binds to the memory-only NUMA nodes nearest the CPU (MEMKIND_DAX_KMEM_NODES
 overrides). FS_DAX allocates from a file created and unlinked in the directory.
-libmemtier.so is ${LIBRARY_ENV} if set, else zig-src/zig-out/lib/libmemtier.so.
+libmemtier.so is ${LIBRARY_ENV} if set, else the local build (zig-src/zig-out/lib/), else the
+prebuilt binary shipped with the package, else one built with Zig.
 
 Exit status: PROGRAM's; 128+N when signal N killed it; 2 for a bad configuration,
 a usage error or a PROGRAM that cannot be run (which is then not run at all).
@@ -345,7 +343,7 @@ export async function runMemtier(args: string[]): Promise<number> {
       return 0;
     }
     const config = memtierConfig(request, env);
-    childEnv = memtierEnv(env, config, findMemtierLibrary(env));
+    childEnv = memtierEnv(env, config, await findMemtierLibrary(env));
   } catch (error) {
     if (error instanceof TypeError) return await fail(error.message);
     throw error;

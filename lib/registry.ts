@@ -50,10 +50,16 @@ export function sym(): Symbols {
   return functions ?? openOnFirstUse();
 }
 
+/** Why {@link preload} could not open the library (reported at the first use). */
+let preloadError: Error | undefined;
+
 function openOnFirstUse(): Symbols {
   try {
     library = openLibrarySync();
   } catch (error) {
+    // The asynchronous chain (prebuilt binaries, a Zig build) already ran at import and failed:
+    // its error lists every place tried.
+    if (preloadError !== undefined) throw preloadError;
     const message = error instanceof Error ? error.message : String(error);
     throw new Error(`${message}\nOr call \`await loadHmalloc()\` once to build it with Zig.`, {
       cause: error,
@@ -77,6 +83,20 @@ export async function load(options: LocateOptions = {}): Promise<HmallocLibrary>
   functions = opened.symbols;
   openLibc();
   return opened;
+}
+
+/**
+ * Runs the whole asynchronous chain once (`mod.ts` awaits it at import, so no separate
+ * `loadHmalloc()` is needed); a failure is kept and thrown by the first function that needs the
+ * library, so that importing the module never fails on a machine without it (topology queries
+ * still work).
+ */
+export async function preload(): Promise<void> {
+  try {
+    await load();
+  } catch (error) {
+    preloadError = error instanceof Error ? error : new Error(String(error));
+  }
 }
 
 /** A GC-managed block: what the finalizer needs, and the weak handle its pool enumerates. */

@@ -170,12 +170,12 @@ Deno.test("memtierEnv: the library goes first in LD_PRELOAD, once; unset variabl
   });
 });
 
-Deno.test("findMemtierLibrary: TIERMEM_MEMTIER_LIB must exist; else the local build", () => {
-  assert.throws(
+Deno.test("findMemtierLibrary: TIERMEM_MEMTIER_LIB must exist; else the local build", async () => {
+  await assert.rejects(
     () => findMemtierLibrary({ TIERMEM_MEMTIER_LIB: "/nonexistent/libmemtier.so" }),
     new TypeError(`TIERMEM_MEMTIER_LIB: "/nonexistent/libmemtier.so" is not a file`),
   );
-  if (!needsLib) assert.equal(findMemtierLibrary({}), LIB);
+  if (!needsLib) assert.equal(await findMemtierLibrary({}), LIB);
 });
 
 // ---- spawned -----------------------------------------------------------------------
