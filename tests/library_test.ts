@@ -13,6 +13,7 @@ import {
   readZigSources,
   symbols,
 } from "../ffi/library.ts";
+import { platformKey, sha256Hex } from "../ffi/prebuilt.ts";
 
 /** A fake package: `<root>/ffi/library.ts` (the module URL) and whatever files a test writes. */
 function fakePackage():
@@ -37,6 +38,84 @@ function env(vars: Record<string, string>): (name: string) => string | undefined
 }
 
 const localSo = "zig-src/zig-out/lib/libhmalloc.so";
+
+/** Writes `dist/<platform>/<name>` with `text` and a manifest listing it (sha256 of `listed`). */
+async function writeDist(
+  pkg: ReturnType<typeof fakePackage>,
+  platform: string,
+  name: string,
+  text: string,
+  listed: string = text,
+): Promise<string> {
+  pkg.write(`dist/${platform}/${name}`, text);
+  const sha256 = await sha256Hex(new TextEncoder().encode(listed));
+  const manifest = {
+    version: libraryVersion,
+    zig: "0.17.0",
+    glibc: "2.31",
+    cpu: "baseline",
+    files: { [`${platform}/${name}`]: { sha256, bytes: text.length } },
+  };
+  pkg.write("dist/manifest.json", JSON.stringify(manifest));
+  return sha256;
+}
+
+Deno.test("the shipped prebuilt library is verified, copied into the cache, and used before the build cache", async () => {
+  using pkg = fakePackage();
+  const sha = await writeDist(pkg, platformKey(), "libhmalloc.so", "prebuilt bytes");
+  pkg.write("cache/libhmalloc.so", "an older build");
+  const options = { env: env({}), moduleUrl: pkg.moduleUrl, cacheDir: `${pkg.root}/cache` };
+  const cached = `${pkg.root}/cache/prebuilt/${sha.slice(0, 16)}/libhmalloc.so`;
+  assert.deepEqual(await locateLibrary(options), { path: cached, source: "prebuilt" });
+  assert.equal(Deno.readTextFileSync(cached), "prebuilt bytes");
+  // A damaged cached copy is noticed and replaced from the package.
+  Deno.writeTextFileSync(cached, "damaged");
+  assert.deepEqual(await locateLibrary(options), { path: cached, source: "prebuilt" });
+  assert.equal(Deno.readTextFileSync(cached), "prebuilt bytes");
+});
+
+Deno.test("a shipped library that does not match its checksum is refused, naming the file", async () => {
+  using pkg = fakePackage();
+  await writeDist(pkg, platformKey(), "libmemtier.so", "tampered", "original");
+  const options: LocateOptions = {
+    library: "memtier",
+    env: env({}),
+    moduleUrl: pkg.moduleUrl,
+    cacheDir: `${pkg.root}/cache`,
+  };
+  await assert.rejects(locateLibrary(options), (error: Error) => {
+    assert.match(
+      error.message,
+      new RegExp(`^file://${pkg.root}/dist/${platformKey()}/libmemtier\\.so: checksum mismatch `),
+    );
+    return true;
+  });
+});
+
+Deno.test("no prebuilt for this platform and no Zig: the error lists every place tried", async () => {
+  using pkg = fakePackage();
+  await writeDist(pkg, "linux-riscv64", "libhmalloc.so", "other platform");
+  const options = {
+    env: env({}),
+    moduleUrl: pkg.moduleUrl,
+    cacheDir: `${pkg.root}/cache`,
+    build: false,
+  };
+  await assert.rejects(locateLibrary(options), (error: Error) => {
+    assert.equal(
+      error.message.split("\n").slice(0, 6).join("\n"),
+      [
+        "libhmalloc.so not found. Looked at:",
+        `  ${libraryEnvVar}: unset`,
+        `  ${pkg.root}/${localSo}: missing`,
+        `  prebuilt ${platformKey()}: file://${pkg.root}/dist/manifest.json: no ${platformKey()}/libhmalloc.so (none for this platform)`,
+        `  ${pkg.root}/cache/libhmalloc.so: missing`,
+        "  build: not tried",
+      ].join("\n"),
+    );
+    return true;
+  });
+});
 
 Deno.test("the env var wins over the local build and the cache", () => {
   using pkg = fakePackage();
