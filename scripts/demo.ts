@@ -69,8 +69,9 @@ try {
       console.log(`   numactl -p 1 deno run -A cli.ts -m 2 ./placement ${hmMib} ${mallocMib}`);
       const vm =
         await $`bash tests/numavm/numavm.sh numactl -p 1 ${deno} run -A cli.ts -m 2 ${program}`
-          .cwd(repoRoot).text();
-      console.log(shown(vm));
+          .cwd(repoRoot).captureCombined().noThrow();
+      console.log(shown(vm.combined));
+      if (vm.code !== 0) throw new Error(`the VM run exited with status ${vm.code} (output above)`);
     } else {
       console.log(`== the 4-node VM is not available here: ${check.trim()}`);
     }
