@@ -137,7 +137,9 @@ async function snapshotLibraries(outDir: string): Promise<string | null> {
   const dir = `${outDir}/lib`;
   mkdirSync(dir, { recursive: true });
   let warning: string | null = null;
-  for (const name of ["libhmalloc.so", "libmemtier.so"]) {
+  // libhmalloc.so.1 is the soname the bench programs are linked against (copyFileSync follows
+  // the build's symlinks, so each name is a full copy).
+  for (const name of ["libhmalloc.so", "libhmalloc.so.1", "libmemtier.so"]) {
     if (!existsSync(`${libDir}/${name}`)) continue;
     copyFileSync(`${libDir}/${name}`, `${dir}/${name}`);
     const nm: Output = await exec("nm", ["--defined-only", `${dir}/${name}`]);
