@@ -527,7 +527,8 @@ for (const mode of ["aligned_overflow", "aligned_zero"] as const) {
 }
 
 Deno.test({
-  name: "a signal handler calling malloc while malloc holds a lock: one line and SIGABRT, not a hang",
+  name:
+    "a signal handler calling malloc while malloc holds a lock: one line and SIGABRT, not a hang",
   ignore,
   fn: async () => {
     for (const config of configs) {
