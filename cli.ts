@@ -20,6 +20,11 @@
  * Usage errors print `hmctl: <problem>` and `Try 'cli.ts --help' for more information.`
  * on stderr and exit with 2 without running anything.
  *
+ * Output that cannot be written (stdout on a full disk, `> /dev/full`, a closed pipe) ends any
+ * subcommand with one line, e.g. `tiermem: cannot write to stdout: No space left on device
+ * (ENOSPC)`, and exit status 1: the standard streams' writes are tagged with their name here, and
+ * {@link main} turns such an error into that line, whichever subcommand wrote.
+ *
  * This file only parses and delegates; the logic lives in `lib/`, tested there.
  *
  * @module
@@ -69,9 +74,80 @@ const EXIT_USAGE = 2;
  * ```
  */
 export async function main(argv: readonly string[]): Promise<number> {
-  const subcommand = argv.length > 0 ? SUBCOMMANDS.get(argv[0]) : undefined;
-  if (subcommand !== undefined) return await subcommand(argv.slice(1));
-  return await hmctl(argv);
+  try {
+    const subcommand = argv.length > 0 ? SUBCOMMANDS.get(argv[0]) : undefined;
+    if (subcommand !== undefined) return await subcommand(argv.slice(1));
+    return await hmctl(argv);
+  } catch (error) {
+    if (error instanceof OutputError) return outputFailed(error);
+    throw error;
+  }
+}
+
+/** Exit status when output cannot be written. */
+const EXIT_OUTPUT = 1;
+
+/** A write to stdout or stderr failed; `cause` is Deno's error (its `code` is the errno name). */
+class OutputError extends Error {
+  /** The stream the write went to. */
+  readonly stream: "stdout" | "stderr";
+
+  /** Wraps `cause`, the error of a write to `stream`. */
+  constructor(stream: "stdout" | "stderr", cause: unknown) {
+    const why = cause instanceof Error
+      ? cause.message.replace(/ \(os error \d+\)$/, "")
+      : String(cause);
+    const code = (cause as { code?: unknown } | null)?.code;
+    super(`cannot write to ${stream}: ${why}${typeof code === "string" ? ` (${code})` : ""}`, {
+      cause,
+    });
+    this.name = "OutputError";
+    this.stream = stream;
+  }
+}
+
+/** One line on stderr (if stderr itself can take it), then the exit status. */
+function outputFailed(error: OutputError): number {
+  try {
+    Deno.stderr.writeSync(new TextEncoder().encode(`tiermem: ${error.message}\n`));
+  } catch {
+    // stderr is unwritable too: the exit status alone tells.
+  }
+  return EXIT_OUTPUT;
+}
+
+/** The writes of a standard stream, as `stdout`/`stderr` hold them. */
+interface StandardStream {
+  write(bytes: Uint8Array): Promise<number>;
+  writeSync(bytes: Uint8Array): number;
+}
+
+/**
+ * Makes every write to Deno.stdout and Deno.stderr (whoever makes it: cli.ts or a subcommand's
+ * module) throw an {@link OutputError} naming the stream when it fails. Done once, by the
+ * command itself; modules imported elsewhere see the streams unchanged.
+ */
+function tagStandardStreams(): void {
+  const tag = (stream: StandardStream, name: "stdout" | "stderr"): void => {
+    const write = stream.write.bind(stream);
+    const writeSync = stream.writeSync.bind(stream);
+    stream.write = async (bytes: Uint8Array): Promise<number> => {
+      try {
+        return await write(bytes);
+      } catch (error) {
+        throw new OutputError(name, error);
+      }
+    };
+    stream.writeSync = (bytes: Uint8Array): number => {
+      try {
+        return writeSync(bytes);
+      } catch (error) {
+        throw new OutputError(name, error);
+      }
+    };
+  };
+  tag(Deno.stdout, "stdout");
+  tag(Deno.stderr, "stderr");
 }
 
 /** hmctl mode: parse up to the program, then launch it with the policy's environment. */
@@ -111,4 +187,7 @@ async function print(stream: ByteSink, text: string, status: number): Promise<nu
   return status;
 }
 
-if (import.meta.main) Deno.exit(await main(Deno.args));
+if (import.meta.main) {
+  tagStandardStreams();
+  Deno.exit(await main(Deno.args));
+}

@@ -38,6 +38,7 @@ import {
 } from "./registry.ts";
 import type { HmmapOptions, ScopedBuffer } from "./buffers.ts";
 import { parseNodeList, readNodeTopology } from "./node_list.ts";
+import { cString } from "../ffi/c_string.ts";
 
 /** Nodes: an array of node numbers, or a numactl node list (`"0-3"`, `"0,2"`, `"all"`, `"!0"`). */
 export type NodeSpec = readonly number[] | string;
@@ -141,7 +142,6 @@ export function policyString(policy: PoolPolicy): string {
   return `${modeNames[key]}:${nodeText(value, key)}`;
 }
 
-const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const errorBytes = 256;
 
@@ -204,7 +204,7 @@ export class Pool implements Disposable {
     }
     const spec = policyString(policy);
     const error = new Uint8Array(errorBytes);
-    const pointer = sym().hm_pool_create(encoder.encode(`${spec}\0`), error, BigInt(errorBytes));
+    const pointer = sym().hm_pool_create(cString(spec, "Pool: policy"), error, BigInt(errorBytes));
     if (pointer === null) {
       const end = error.indexOf(0);
       const message = decoder.decode(error.subarray(0, end < 0 ? errorBytes : end));

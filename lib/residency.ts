@@ -20,6 +20,7 @@
 
 import { errnoName, pointerOf, sym } from "./registry.ts";
 import { parseKernelNodeList, parseNodeList, readNodeTopology } from "./node_list.ts";
+import { cString } from "../ffi/c_string.ts";
 
 /** A raw address range of this process. */
 export interface MemoryRange {
@@ -181,6 +182,7 @@ export function migrate(
   nodes: number | readonly number[] | string,
 ): MigrateResult {
   const text = nodesText(nodes);
+  const nodesC = cString(text, "migrate: nodes"); // checked whole before it is parsed
   const [pointer, length] = rangeOf(target, "migrate");
   // The library's node-list parser only says EINVAL; the same parser in TS says which token.
   let targets: number[];
@@ -192,7 +194,7 @@ export function migrate(
     throw error;
   }
   if (pointer === null) return { notMoved: 0 };
-  const rc = sym().hm_migrate(pointer, BigInt(length), new TextEncoder().encode(`${text}\0`));
+  const rc = sym().hm_migrate(pointer, BigInt(length), nodesC);
   if (rc === -22n) throw new RangeError(`migrate: nodes "${text}" refused (EINVAL)`);
   if (rc < 0n) throw new Error(`migrate: move_pages failed: ${errnoName(Number(-rc))}`);
   if (rc === 0n) return { notMoved: 0 };

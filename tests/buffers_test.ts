@@ -169,6 +169,17 @@ Deno.test("halignedAlloc honours the alignment; a non-power of two is a RangeErr
   }
 });
 
+Deno.test("halignedAlloc(alignment, 0) for alignments from 8 B to 64 MiB: an empty block hfree takes back", () => {
+  // Alignments above 4 KiB used to kill the process (SIGSEGV, or a block hfree refused).
+  for (let alignment = 8; alignment <= 64 << 20; alignment *= 2) {
+    const buf = halignedAlloc(alignment, 0);
+    assert.equal(buf.byteLength, 0);
+    assert.equal(addressOf(buf) % BigInt(alignment), 0n, `alignment ${alignment}`);
+    hfree(buf);
+    assert.throws(() => hfree(buf), TypeError, "freed once");
+  }
+});
+
 Deno.test("blocks do not overlap: 2000 live blocks keep their own contents", () => {
   const blocks: ArrayBuffer[] = [];
   for (let i = 0; i < 2000; i++) {

@@ -254,6 +254,40 @@ Deno.test("--help prints the full usage and exits 0; --usage the synopsis", asyn
   assert.ok(r.stdout.startsWith("Usage: cli.ts [-?] [-m NODES]"), r.stdout);
 });
 
+/** Runs cli.ts with its stdout on /dev/full (every write fails with ENOSPC). */
+async function cliToFullDisk(args: string[]): Promise<Result> {
+  const quoted = [Deno.execPath(), "run", "-A", "--no-check", CLI, ...args]
+    .map((a: string) => `'${a.replaceAll("'", "'\\''")}'`).join(" ");
+  const out = await new Deno.Command("sh", {
+    args: ["-c", `exec ${quoted} > /dev/full`],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decode = (b: Uint8Array): string => new TextDecoder().decode(b);
+  return { code: out.code, stdout: decode(out.stdout), stderr: decode(out.stderr) };
+}
+
+Deno.test("output that cannot be written (stdout on /dev/full): one line, exit 1, for every subcommand", async () => {
+  const commands = [
+    ["--help"],
+    ["--usage"],
+    ["topology"],
+    ["topology", "--json"],
+    ["usage", String(Deno.pid)],
+    ["memtier", "--help"],
+  ];
+  for (const args of commands) {
+    const r = await cliToFullDisk(args);
+    assert.equal(
+      r.stderr,
+      "tiermem: cannot write to stdout: No space left on device (ENOSPC)\n",
+      args.join(" "),
+    );
+    assert.equal(r.code, 1, args.join(" "));
+  }
+});
+
 async function exists(path: string): Promise<boolean> {
   try {
     await Deno.stat(path);

@@ -47,6 +47,10 @@ const checks: Record<string, string> = {
   address_space: "20,000 x 3000 B live map at most twice their size (reference: 5.4 GB for 44 MB)",
   pools:
     "pools with explicit policies allocate, describe their policy and reject bad ones naming the token",
+  aligned_overflow:
+    "haligned_alloc, hposix_memalign and hm_pool_aligned_alloc near SIZE_MAX give NULL/ENOMEM as glibc (was: a wrapped, misaligned block)",
+  aligned_zero_size:
+    "size 0 with alignments from 8 B to 1 GiB gives an aligned block hfree takes back (was: SIGSEGV, or a block past its mapping)",
 };
 
 for (const [check, behaviour] of Object.entries(checks)) {
@@ -71,6 +75,8 @@ const misuse: Record<string, RegExp> = {
   realloc_foreign: /^hmalloc: hrealloc\(0x[0-9a-f]+\): invalid pointer: not allocated by hmalloc/m,
   usable_size_interior:
     /^hmalloc: hmalloc_usable_size\(0x[0-9a-f]+\): invalid pointer: not the start of a block$/m,
+  signal_handler_allocates:
+    /^hmalloc: allocator re-entered while this thread holds its lock \(malloc or free called from a signal handler\?\)$/m,
 };
 
 for (const [misuseCase, message] of Object.entries(misuse)) {

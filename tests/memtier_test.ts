@@ -496,3 +496,50 @@ for (const p of realPrograms) {
     },
   });
 }
+
+// ---- the edges of the malloc family (tests/c/alloc_edges.c), compared with glibc -----
+
+let edgesPath: Promise<string> | undefined;
+function edges(): Promise<string> {
+  edgesPath ??= buildCProgram("alloc_edges", { hmalloc: false });
+  return edgesPath;
+}
+
+for (const mode of ["aligned_overflow", "aligned_zero"] as const) {
+  const what = mode === "aligned_overflow"
+    ? "the posix_memalign family with a size near SIZE_MAX gives NULL/ENOMEM, as glibc, never a wrapped block"
+    : "the posix_memalign family with size 0 and alignments up to 64 MiB gives an aligned block, as glibc";
+  Deno.test({
+    name: what,
+    ignore,
+    fn: async () => {
+      const glibc = await exec(await edges(), [mode]);
+      expectOk(glibc, `${mode} under glibc`);
+      assert.ok(glibc.stdout.split("\n").length > 30, glibc.stdout);
+      for (const config of configs) {
+        const r = await exec(await edges(), [mode], under(config.tiers));
+        expectOk(r, `${mode} under ${config.name}`);
+        assert.equal(r.stdout, glibc.stdout, `${mode} under ${config.name}`);
+        assert.equal(r.stderr, "");
+      }
+    },
+  });
+}
+
+Deno.test({
+  name:
+    "a signal handler calling malloc while malloc holds a lock: one line and SIGABRT, not a hang",
+  ignore,
+  fn: async () => {
+    for (const config of configs) {
+      const r = await exec("timeout", ["30", await edges(), "signal_reentry"], under(config.tiers));
+      assert.equal(r.code, 128 + 6, `${config.name}: exit ${r.code} (124: hung) ${r.stdout}`);
+      assert.equal(
+        r.stderr,
+        "memtier: allocator re-entered while this thread holds its lock " +
+          "(malloc or free called from a signal handler?)\n",
+        config.name,
+      );
+    }
+  },
+});

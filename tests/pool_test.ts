@@ -59,6 +59,24 @@ Deno.test("a bad token in a node-list string is a TypeError naming the token", (
   });
 });
 
+Deno.test("a policy string with a NUL inside is a TypeError naming it whole, not its prefix", () => {
+  const cases: [PoolPolicy, string][] = [
+    [{ bind: "0\u0000garbage" }, "bind:0\u0000garbage"],
+    [{ interleave: "0\u0000" }, "interleave:0\u0000"],
+    [{ weighted: "\u00000" }, "weighted-interleave:\u00000"],
+  ];
+  const before = livePoolCount();
+  for (const [policy, spec] of cases) {
+    const nul = spec.indexOf("\0");
+    assert.throws(() => new Pool(policy), {
+      name: "TypeError",
+      message: `Pool: policy ${JSON.stringify(spec)} has a NUL character at index ${nul} ` +
+        `(C would read only ${JSON.stringify(spec.slice(0, nul))})`,
+    });
+  }
+  assert.equal(livePoolCount(), before, "no pool was made");
+});
+
 Deno.test("every policy mode makes a pool on node 0, reporting its policy", () => {
   const cases: [PoolPolicy, string][] = [
     [{}, "default"],

@@ -97,6 +97,11 @@ Deno.test("migrate names a bad node list: TypeError for syntax, RangeError for a
   });
   assert.throws(() => migrate(buf, []), TypeError);
   assert.throws(() => migrate(buf, [-1]), { name: "TypeError", message: /-1 is not a node/ });
+  assert.throws(() => migrate(buf, "0\u0000garbage"), {
+    name: "TypeError",
+    message:
+      `migrate: nodes "0\\u0000garbage" has a NUL character at index 1 (C would read only "0")`,
+  });
   hfree(buf);
   assert.throws(() => migrate(buf, 0), { name: "TypeError", message: /detached/ });
 });

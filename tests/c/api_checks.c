@@ -183,6 +183,42 @@ static int pools(void) {
   return 0;
 }
 
+/* glibc gives NULL/ENOMEM for all of these (posix_memalign: ENOMEM, *memptr untouched). */
+static int aligned_overflow(void) {
+  const size_t sizes[] = {SIZE_MAX, SIZE_MAX - 1, SIZE_MAX - 4095, SIZE_MAX - (2u << 20), (size_t)1 << 62};
+  hm_pool *pool = hm_default_pool();
+  for (size_t a = 8; a <= (1u << 20); a *= 2) {
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+      errno = 0;
+      void *p = haligned_alloc(a, sizes[i]);
+      CHECK(p == NULL && errno == ENOMEM, "haligned_alloc(%zu, %#zx) = %p, errno %d", a, sizes[i], p, errno);
+      errno = 0;
+      p = hm_pool_aligned_alloc(pool, a, sizes[i]);
+      CHECK(p == NULL && errno == ENOMEM, "hm_pool_aligned_alloc(%zu, %#zx) = %p, errno %d", a, sizes[i], p, errno);
+      void *q = (void *)1;
+      int rc = hposix_memalign(&q, a, sizes[i]);
+      CHECK(rc == ENOMEM && q == (void *)1, "hposix_memalign(%zu, %#zx) = %d, %p", a, sizes[i], rc, q);
+    }
+  }
+  return 0;
+}
+
+/* Size 0 with any alignment: a unique, aligned block that hfree takes back (as glibc). */
+static int aligned_zero_size(void) {
+  hm_pool *pool = hm_default_pool();
+  for (size_t a = 8; a <= ((size_t)1 << 30); a *= 2) {
+    void *p = haligned_alloc(a, 0), *r = hm_pool_aligned_alloc(pool, a, 0), *q = NULL;
+    CHECK(p != NULL && (uintptr_t)p % a == 0, "haligned_alloc(%zu, 0) = %p", a, p);
+    CHECK(r != NULL && (uintptr_t)r % a == 0 && r != p, "hm_pool_aligned_alloc(%zu, 0) = %p", a, r);
+    CHECK(hposix_memalign(&q, a, 0) == 0 && q != NULL && (uintptr_t)q % a == 0, "hposix_memalign(%zu, 0) = %p", a, q);
+    CHECK(hmalloc_usable_size(p) >= 1, "haligned_alloc(%zu, 0): usable size 0", a);
+    hfree(p);
+    hfree(q);
+    hfree(r);
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc != 2) { fprintf(stderr, "usage: api_checks CHECK\n"); return 2; }
   const char *c = argv[1];
@@ -197,6 +233,8 @@ int main(int argc, char **argv) {
          : !strcmp(c, "cross_thread") ? cross_thread()
          : !strcmp(c, "address_space") ? address_space()
          : !strcmp(c, "pools") ? pools()
+         : !strcmp(c, "aligned_overflow") ? aligned_overflow()
+         : !strcmp(c, "aligned_zero_size") ? aligned_zero_size()
          : (fprintf(stderr, "unknown check %s\n", c), 2);
   if (rc == 0) printf("ok\n");
   return rc;

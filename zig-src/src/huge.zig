@@ -42,11 +42,13 @@ pub const Huge = struct {
     }
 };
 
+/// `size` (≥ 1) and `alignment` were checked against `request_max_bytes` by
+/// the pool (Pool.allocPages), so this arithmetic cannot wrap around.
 pub fn alloc(pool: *Pool, size: usize, alignment: usize) ?[*]u8 {
+    assert(size >= 1 and size <= pool_mod.request_max_bytes and alignment <= pool_mod.request_max_bytes);
     const user_offset = @max(page_bytes, alignment);
-    const body = std.math.add(usize, size, page_bytes - 1) catch return report.fail(.NOMEM);
-    const map_bytes = std.math.add(usize, user_offset, body & ~(page_bytes - 1)) catch return report.fail(.NOMEM);
-    if (map_bytes > (@as(usize, 1) << 46)) return report.fail(.NOMEM);
+    const map_bytes = user_offset + std.mem.alignForward(usize, size, page_bytes);
+    assert(map_bytes > user_offset); // the block ends inside its mapping
 
     pool.page_lock.lock();
     defer pool.page_lock.unlock();

@@ -31,6 +31,7 @@
 const std = @import("std");
 const assert = std.debug.assert;
 const linux = std.os.linux;
+const Lock = @import("lock.zig").Lock;
 
 pub const granule_shift: u6 = 22;
 pub const granule_bytes: usize = @as(usize, 1) << granule_shift;
@@ -47,7 +48,7 @@ pub const huge_tag: usize = 1;
 const Leaf = [leaf_entries]std.atomic.Value(Entry);
 
 var root: [1 << root_bits]std.atomic.Value(?*Leaf) = @splat(.init(null));
-var write_lock: std.c.pthread_mutex_t = .{};
+var write_lock: Lock = .{};
 
 const fast_bits = 13;
 var fast_chunks: [1 << fast_bits]std.atomic.Value(usize) = blk: {
@@ -90,8 +91,8 @@ pub inline fn lookup(address: usize) Entry {
 /// granule-aligned and the range must not be registered yet.
 pub fn register(base: usize, length: usize, entry: Entry) error{OutOfMemory}!void {
     assert(base % granule_bytes == 0 and length > 0 and entry != 0);
-    _ = std.c.pthread_mutex_lock(&write_lock);
-    defer _ = std.c.pthread_mutex_unlock(&write_lock);
+    write_lock.lock();
+    defer write_lock.unlock();
     var key = base >> granule_shift;
     const end = (base + length - 1) >> granule_shift;
     if (end >> key_bits != 0) return error.OutOfMemory;
@@ -115,8 +116,8 @@ pub fn register(base: usize, length: usize, entry: Entry) error{OutOfMemory}!voi
 /// Forgets the granules of [base, base + length) (before they are unmapped).
 pub fn unregister(base: usize, length: usize) void {
     assert(base % granule_bytes == 0 and length > 0);
-    _ = std.c.pthread_mutex_lock(&write_lock);
-    defer _ = std.c.pthread_mutex_unlock(&write_lock);
+    write_lock.lock();
+    defer write_lock.unlock();
     var key = base >> granule_shift;
     const end = (base + length - 1) >> granule_shift;
     if (length == granule_bytes and fastSlot(base).load(.monotonic) == base) fastSlot(base).store(fastEmpty(base), .release);
@@ -140,10 +141,10 @@ fn leafFor(key: usize) error{OutOfMemory}!*Leaf {
 /// fork(): the child inherits a possibly held lock; the prepare/parent/child
 /// handlers of `pool.zig` call these around fork.
 pub fn lockForFork() void {
-    _ = std.c.pthread_mutex_lock(&write_lock);
+    write_lock.lock();
 }
 pub fn unlockAfterFork() void {
-    _ = std.c.pthread_mutex_unlock(&write_lock);
+    write_lock.unlock();
 }
 pub fn resetInChild() void {
     write_lock = .{};

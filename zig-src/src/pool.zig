@@ -59,6 +59,13 @@ pub const page_bytes = chunk_mod.page_bytes;
 pub const large_max_bytes: usize = 2 * 1024 * 1024;
 /// Largest alignment served inside a chunk; bigger ones are huge.
 const large_align_max_bytes: usize = 1024 * 1024;
+/// The largest size or alignment served: 64 TiB (x86-64's user space is 128
+/// TiB). Checked once, where a request leaves the small classes: every entry
+/// (alloc, allocAligned, allocZeroed, realloc, hmalloc) sends anything larger
+/// than 32 KiB, and any alignment above a page, to `allocPages`, so no
+/// rounding after it (to pages, to an alignment, a huge block's header page)
+/// can wrap around; a small request (≤ 32 KiB) cannot.
+pub const request_max_bytes: usize = 1 << 46;
 /// Free-but-resident pages a pool may hold before it purges them all.
 /// 256 KiB, measured with bench/ (python3 under memtier, peak RSS: 41,968
 /// KiB at 1 MiB, 41,668 at 512 KiB; with calloc's clean pages left alone
@@ -147,7 +154,7 @@ pub const Pool = struct {
         assert(std.math.isPowerOfTwo(alignment));
         // Every class from 16 B up is a multiple of 16.
         if (alignment <= size_class.min_alignment_bytes) return pool.alloc(@max(size, alignment));
-        if (alignment <= page_bytes) {
+        if (alignment <= page_bytes and size <= size_class.small_max_bytes) {
             const padded = std.mem.alignForward(usize, @max(size, 1), alignment);
             if (padded <= size_class.small_max_bytes) {
                 const class = size_class.classOf(padded);
@@ -224,10 +231,17 @@ pub const Pool = struct {
         pool.freeRunLocked(run);
     }
 
+    /// Where every request beyond the small classes enters: its size and
+    /// alignment are checked here, once (see `request_max_bytes`).
     fn allocPages(pool: *Pool, size: usize, alignment: usize) ?[*]u8 {
-        if (size > large_max_bytes or alignment > large_align_max_bytes)
-            return huge.alloc(pool, size, alignment);
-        const pages = std.mem.alignForward(usize, size, page_bytes) / page_bytes;
+        if (size > request_max_bytes or alignment > request_max_bytes) return report.fail(.NOMEM);
+        // Size 0 (aligned to more than a page) still takes a page: there is
+        // no run of 0 pages, and a huge block must end after its start.
+        const bytes = @max(size, 1);
+        if (bytes > large_max_bytes or alignment > large_align_max_bytes)
+            return huge.alloc(pool, bytes, alignment);
+        const pages = std.mem.alignForward(usize, bytes, page_bytes) / page_bytes;
+        assert(pages >= 1);
         return @ptrFromInt(pool.allocLarge(pages, alignment / page_bytes, null) orelse return report.fail(.NOMEM));
     }
 

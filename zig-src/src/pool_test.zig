@@ -184,3 +184,32 @@ test "a file-backed pool zeroes every page of a large calloc (purged file pages 
     try testing.expect(std.mem.allEqual(u8, b[0..size], 0));
     free(b, "test");
 }
+
+test "an aligned request near SIZE_MAX fails with ENOMEM instead of wrapping around to a small block" {
+    const p = try testPool();
+    defer registry.destroy(p);
+    const max = std.math.maxInt(usize);
+    var alignment: usize = 8;
+    while (alignment <= 1 << 30) : (alignment *= 2) {
+        for ([_]usize{ max, max - 1, max - 4095, max - (1 << 21), pool_mod.request_max_bytes + 1 }) |size| {
+            std.c._errno().* = 0;
+            try testing.expect(p.allocAligned(alignment, size) == null);
+            try testing.expectEqual(@as(c_int, @backingInt(std.os.linux.E.NOMEM)), std.c._errno().*);
+        }
+    }
+    try testing.expect(p.alloc(max) == null);
+    try testing.expect(p.allocZeroed(1, max - 8) == null);
+}
+
+test "size 0 with any alignment from 8 B to 1 GiB gives an aligned block inside its own mapping" {
+    const p = try testPool();
+    defer registry.destroy(p);
+    var alignment: usize = 8;
+    while (alignment <= 1 << 30) : (alignment *= 2) {
+        const b = p.allocAligned(alignment, 0) orelse return error.OutOfMemory;
+        try testing.expectEqual(@as(usize, 0), @intFromPtr(b) % alignment);
+        try testing.expect(usableSize(b, "test") >= 1);
+        b[0] = 1; // the block's byte is ours: inside the mapping
+        free(b, "test");
+    }
+}

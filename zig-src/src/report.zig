@@ -44,6 +44,15 @@ pub fn notOurs(caller: Caller, address: usize) noreturn {
     invalidPointer(caller, address, reason);
 }
 
+/// A thread found a lock of the allocator held by itself (lock.zig): it was
+/// interrupted inside the allocator, and a signal handler called it again.
+pub fn reentered() noreturn {
+    var buf: [160]u8 = undefined;
+    const line = std.fmt.bufPrint(&buf, "{s}: allocator re-entered while this thread holds its lock (malloc or free called from a signal handler?)\n", .{prefix}) catch buf[0..0];
+    writeAll(line);
+    std.c.abort();
+}
+
 /// Writes `bytes` to stderr with write(2), retrying short writes.
 pub fn writeAll(bytes: []const u8) void {
     var rest = bytes;

@@ -36,13 +36,21 @@ const mpol_mf_move: usize = 1 << 1;
 
 const Range = struct { first: usize, pages: usize, page_bytes: usize };
 
-/// The whole pages covering [addr, addr + len).
-fn pagesOf(addr: usize, len: usize) Range {
+/// The whole pages covering [addr, addr + len); null for a range no caller
+/// can own: one starting at NULL, or one whose end (rounded up to a page)
+/// wraps around the address space. Both entries check here, once.
+fn pagesOf(addr: usize, len: usize) ?Range {
     const page_bytes = std.heap.pageSize();
+    if (addr == 0) return null;
+    const last = std.math.add(usize, addr, len) catch return null;
+    if (last > std.math.maxInt(usize) - (page_bytes - 1)) return null;
     const first = std.mem.alignBackward(usize, addr, page_bytes);
-    const end = std.mem.alignForward(usize, addr + len, page_bytes);
+    const end = std.mem.alignForward(usize, last, page_bytes);
+    assert(end >= first);
     return .{ .first = first, .pages = if (len == 0) 0 else (end - first) / page_bytes, .page_bytes = page_bytes };
 }
+
+const einval = -@as(isize, @backingInt(linux.E.INVAL));
 
 fn notPresent(status: i32) bool {
     return status == -@as(i32, @backingInt(linux.E.NOENT)) or status == -@as(i32, @backingInt(linux.E.FAULT));
@@ -58,7 +66,7 @@ fn movePages(count: usize, pages: *const [batch_pages]usize, nodes: ?*const [bat
 /// first). Returns the number of pages not present, or -errno.
 pub fn countPages(addr: usize, len: usize, counts: []usize) isize {
     @memset(counts, 0);
-    const range = pagesOf(addr, len);
+    const range = pagesOf(addr, len) orelse return einval;
     var pages: [batch_pages]usize = undefined;
     var status: [batch_pages]i32 = undefined;
     var absent: usize = 0;
@@ -87,7 +95,7 @@ pub fn countPages(addr: usize, len: usize, counts: []usize) isize {
 /// of present pages that could not be moved, or -errno.
 pub fn migrate(addr: usize, len: usize, nodes: NodeMask) isize {
     const k = nodes.count();
-    if (k == 0) return -@as(isize, @backingInt(linux.E.INVAL));
+    if (k == 0) return einval;
     var targets: [max_nodes]u16 = undefined;
     {
         var it = nodes.iterator();
@@ -95,7 +103,7 @@ pub fn migrate(addr: usize, len: usize, nodes: NodeMask) isize {
         while (it.next()) |n| : (i += 1) targets[i] = n;
         assert(i == k);
     }
-    const range = pagesOf(addr, len);
+    const range = pagesOf(addr, len) orelse return einval;
     var pages: [batch_pages]usize = undefined;
     var want: [batch_pages]i32 = undefined;
     var status: [batch_pages]i32 = undefined;

@@ -3,7 +3,8 @@
 //! Thin by design: check the C arguments, translate (a node-list string
 //! into a NodeMask against this process's usable nodes), delegate to
 //! residency.zig. Results follow hmalloc.h: a count, or -errno; -EINVAL
-//! for a NULL where an array or string is required and for a node list
+//! for a NULL where an array or string is required, for a range at NULL or
+//! one that wraps around (checked by residency.zig), and for a node list
 //! that does not parse or names a node that is not online and allowed
 //! (checked here, because move_pages would otherwise fail with ENODEV or
 //! EACCES for some pages only, or the kernel's cpuset would be bypassed in
@@ -71,4 +72,25 @@ test "hm_migrate parses its node list and refuses bad or unusable nodes" {
     try testing.expectEqual(negErrno(.INVAL), hm_migrate(@ptrFromInt(base), len, ""));
     if (!sysfs.usableNodes().isSet(1000))
         try testing.expectEqual(negErrno(.INVAL), hm_migrate(@ptrFromInt(base), len, "1000"));
+}
+
+test "hm_residency and hm_migrate refuse a range at NULL or one that wraps around with -EINVAL" {
+    const page = std.heap.pageSize();
+    const base = linux.mmap(null, page, .{ .READ = true, .WRITE = true }, .{ .TYPE = .PRIVATE, .ANONYMOUS = true }, -1, 0);
+    try testing.expectEqual(linux.E.SUCCESS, linux.errno(base));
+    defer _ = linux.munmap(@ptrFromInt(base), page);
+    @as(*volatile u8, @ptrFromInt(base)).* = 1;
+    const max = std.math.maxInt(usize);
+    var counts: [4]usize = undefined;
+    for ([_]usize{ 0, 1, page, 1 << 40 }) |len| {
+        try testing.expectEqual(negErrno(.INVAL), hm_residency(null, len, &counts, counts.len));
+        try testing.expectEqual(negErrno(.INVAL), hm_migrate(null, len, "0"));
+    }
+    for ([_]usize{ max, max - base + 1, max - base - 1 }) |len| {
+        try testing.expectEqual(negErrno(.INVAL), hm_residency(@ptrFromInt(base), len, &counts, counts.len));
+        try testing.expectEqual(negErrno(.INVAL), hm_migrate(@ptrFromInt(base), len, "0"));
+    }
+    // The page itself is still counted.
+    try testing.expectEqual(@as(c_long, 0), hm_residency(@ptrFromInt(base), page, &counts, counts.len));
+    try testing.expectEqual(@as(usize, 1), counts[0]);
 }
