@@ -17,8 +17,13 @@
  * literally named like a subcommand is run in hmctl mode with `cli.ts -- NAME ...` or
  * `cli.ts ./NAME ...` (or after any option: `cli.ts -m 0 NAME`).
  *
- * Usage errors print `hmctl: <problem>` and `Try 'cli.ts --help' for more information.`
- * on stderr and exit with 2 without running anything.
+ * Usage errors print one line, `hmctl: <problem>`, on stderr and exit with 2 without
+ * running anything.
+ *
+ * Installed (`scripts/install.sh`), the same code runs under three names, chosen by
+ * {@link runAs}: `tiermem` (this whole command line), `hmctl` (hmctl mode only, no
+ * subcommands: `hmctl topology` runs a program named topology, as SK hynix's hmctl would)
+ * and `memtier` (the `memtier` subcommand alone: `memtier --tiers DRAM:1 prog`).
  *
  * This file only parses and delegates; the logic lives in `lib/`, tested there.
  *
@@ -51,8 +56,8 @@ const SUBCOMMANDS: ReadonlyMap<string, Subcommand> = new Map<string, Subcommand>
   ["usage", runUsageView],
 ]);
 
-/** How the command names itself in help and error hints. */
-const COMMAND_NAME = "cli.ts";
+/** The names this command line runs under: from a checkout, or installed. */
+export type CommandName = "cli.ts" | "tiermem" | "hmctl" | "memtier";
 
 /** Exit status for usage errors and programs that cannot be run. */
 const EXIT_USAGE = 2;
@@ -69,13 +74,32 @@ const EXIT_USAGE = 2;
  * ```
  */
 export async function main(argv: readonly string[]): Promise<number> {
+  return await runAs("cli.ts", argv);
+}
+
+/**
+ * Runs the command line `argv` as the command `name` would (see the module's doc): `tiermem`
+ * and `cli.ts` know the subcommands, `hmctl` is hmctl mode only, `memtier` is the memtier
+ * launcher only. Help texts name the command as invoked.
+ *
+ * @example
+ * ```ts
+ * import { runAs } from "./cli.ts";
+ * await runAs("memtier", ["--tiers", "DRAM:1", "true"]); // 0, like `tiermem memtier --tiers DRAM:1 true`
+ * await runAs("hmctl", ["-m", "0", "true"]); // 0
+ * ```
+ */
+export async function runAs(name: CommandName, argv: readonly string[]): Promise<number> {
+  if (name === "hmctl") return await hmctl(argv, name);
+  if (name === "memtier") return await runMemtier([...argv], "memtier");
   const subcommand = argv.length > 0 ? SUBCOMMANDS.get(argv[0]) : undefined;
+  if (subcommand === runMemtier) return await runMemtier(argv.slice(1), `${name} memtier`);
   if (subcommand !== undefined) return await subcommand(argv.slice(1));
-  return await hmctl(argv);
+  return await hmctl(argv, name);
 }
 
 /** hmctl mode: parse up to the program, then launch it with the policy's environment. */
-async function hmctl(argv: readonly string[]): Promise<number> {
+async function hmctl(argv: readonly string[], name: CommandName): Promise<number> {
   let request: HmctlRequest;
   try {
     request = parseHmctlArgs(argv, readNodeTopology());
@@ -85,8 +109,8 @@ async function hmctl(argv: readonly string[]): Promise<number> {
     }
     throw error;
   }
-  if (request.kind === "help") return await print(Deno.stdout, hmctlHelp(COMMAND_NAME), 0);
-  if (request.kind === "usage") return await print(Deno.stdout, hmctlUsage(COMMAND_NAME), 0);
+  if (request.kind === "help") return await print(Deno.stdout, hmctlHelp(name), 0);
+  if (request.kind === "usage") return await print(Deno.stdout, hmctlUsage(name), 0);
   const env = hmctlEnv(Deno.env.toObject(), request.policy);
   try {
     return await launch(request.program, request.args, env);
@@ -102,7 +126,7 @@ interface ByteSink {
 }
 
 function usageError(message: string): Promise<number> {
-  return print(Deno.stderr, hmctlErrorText(message, COMMAND_NAME), EXIT_USAGE);
+  return print(Deno.stderr, hmctlErrorText(message), EXIT_USAGE);
 }
 
 async function print(stream: ByteSink, text: string, status: number): Promise<number> {
