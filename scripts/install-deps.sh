@@ -4,6 +4,7 @@
 # missing). Run as root (or with sudo available). Used by .ci/run; users may run it too.
 #
 #   build and tests     gcc (build-essential), binutils, git, sqlite3
+#   install tests       pkg-config (hmalloc.pc), groff-base, man-db and mandoc (man page lint)
 #   comparisons         libjemalloc2, libjemalloc-dev, libmimalloc2.0, libtcmalloc-minimal4,
 #                       libmemkind-dev, numactl, valgrind, strace
 #   the 4-node VM       qemu-system-x86, busybox-static, kmod, cpio, xz-utils, and a Linux >= 6.9
@@ -16,6 +17,7 @@ set -euo pipefail
 
 PACKAGES=(
   build-essential binutils git sqlite3 ca-certificates
+  pkg-config groff-base man-db mandoc
   libjemalloc2 libjemalloc-dev libmimalloc2.0 libtcmalloc-minimal4 libmemkind-dev
   numactl valgrind strace
   qemu-system-x86 busybox-static kmod cpio xz-utils gzip
