@@ -4,6 +4,7 @@
 #   bash scripts/install.sh [--prefix DIR] [--uninstall]
 # (default DIR: /usr/local as root, ~/.local otherwise). The logic is scripts/install.ts.
 set -euo pipefail
-. "$(dirname "$0")/tools.sh"
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$here/tools.sh"
 export DENO ZIG
-exec "$DENO" run -A "$TIERMEM_ROOT/scripts/install.ts" "$@"
+exec "$DENO" run -A "$here/install.ts" "$@"
