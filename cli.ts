@@ -17,8 +17,13 @@
  * literally named like a subcommand is run in hmctl mode with `cli.ts -- NAME ...` or
  * `cli.ts ./NAME ...` (or after any option: `cli.ts -m 0 NAME`).
  *
- * Usage errors print `hmctl: <problem>` and `Try 'cli.ts --help' for more information.`
- * on stderr and exit with 2 without running anything.
+ * Usage errors print one line, `hmctl: <problem>`, on stderr and exit with 2 without
+ * running anything.
+ *
+ * Installed (`scripts/install.sh`), the same code runs under three names, chosen by
+ * {@link runAs}: `tiermem` (this whole command line), `hmctl` (hmctl mode only, no
+ * subcommands: `hmctl topology` runs a program named topology, as SK hynix's hmctl would)
+ * and `memtier` (the `memtier` subcommand alone: `memtier --tiers DRAM:1 prog`).
  *
  * Output that cannot be written (stdout on a full disk, `> /dev/full`, a closed pipe) ends any
  * subcommand with one line, e.g. `tiermem: cannot write to stdout: No space left on device
@@ -56,8 +61,8 @@ const SUBCOMMANDS: ReadonlyMap<string, Subcommand> = new Map<string, Subcommand>
   ["usage", runUsageView],
 ]);
 
-/** How the command names itself in help and error hints. */
-const COMMAND_NAME = "cli.ts";
+/** The names this command line runs under: from a checkout, or installed. */
+export type CommandName = "cli.ts" | "tiermem" | "hmctl" | "memtier";
 
 /** Exit status for usage errors and programs that cannot be run. */
 const EXIT_USAGE = 2;
@@ -74,14 +79,49 @@ const EXIT_USAGE = 2;
  * ```
  */
 export async function main(argv: readonly string[]): Promise<number> {
+  return await runAs("cli.ts", argv);
+}
+
+/**
+ * Runs the command line `argv` as the command `name` would (see the module's doc): `tiermem`
+ * and `cli.ts` know the subcommands, `hmctl` is hmctl mode only, `memtier` is the memtier
+ * launcher only. Help texts name the command as invoked.
+ *
+ * @example
+ * ```ts
+ * import { runAs } from "./cli.ts";
+ * await runAs("memtier", ["--tiers", "DRAM:1", "true"]); // 0, like `tiermem memtier --tiers DRAM:1 true`
+ * await runAs("hmctl", ["-m", "0", "true"]); // 0
+ * ```
+ */
+export async function runAs(name: CommandName, argv: readonly string[]): Promise<number> {
   try {
+    if (name === "hmctl") return await hmctl(argv, name);
+    if (name === "memtier") return await runMemtier([...argv], "memtier");
     const subcommand = argv.length > 0 ? SUBCOMMANDS.get(argv[0]) : undefined;
+    if (subcommand === runMemtier) return await runMemtier(argv.slice(1), `${name} memtier`);
     if (subcommand !== undefined) return await subcommand(argv.slice(1));
-    return await hmctl(argv);
+    return await hmctl(argv, name);
   } catch (error) {
     if (error instanceof OutputError) return outputFailed(error);
     throw error;
   }
+}
+
+/**
+ * The process entry of the command `name` (`cli.ts` itself, and the installed `tiermem`,
+ * `hmctl` and `memtier`): a failed write to stdout or stderr becomes one line and status 1,
+ * then {@link runAs}.
+ *
+ * @example
+ * ```ts ignore
+ * import { runCommand } from "./cli.ts";
+ * Deno.exit(await runCommand("hmctl", Deno.args));
+ * ```
+ */
+export async function runCommand(name: CommandName, argv: readonly string[]): Promise<number> {
+  tagStandardStreams();
+  return await runAs(name, argv);
 }
 
 /** Exit status when output cannot be written. */
@@ -151,7 +191,7 @@ function tagStandardStreams(): void {
 }
 
 /** hmctl mode: parse up to the program, then launch it with the policy's environment. */
-async function hmctl(argv: readonly string[]): Promise<number> {
+async function hmctl(argv: readonly string[], name: CommandName): Promise<number> {
   let request: HmctlRequest;
   try {
     request = parseHmctlArgs(argv, readNodeTopology());
@@ -161,8 +201,8 @@ async function hmctl(argv: readonly string[]): Promise<number> {
     }
     throw error;
   }
-  if (request.kind === "help") return await print(Deno.stdout, hmctlHelp(COMMAND_NAME), 0);
-  if (request.kind === "usage") return await print(Deno.stdout, hmctlUsage(COMMAND_NAME), 0);
+  if (request.kind === "help") return await print(Deno.stdout, hmctlHelp(name), 0);
+  if (request.kind === "usage") return await print(Deno.stdout, hmctlUsage(name), 0);
   const env = hmctlEnv(Deno.env.toObject(), request.policy);
   try {
     return await launch(request.program, request.args, env);
@@ -178,7 +218,7 @@ interface ByteSink {
 }
 
 function usageError(message: string): Promise<number> {
-  return print(Deno.stderr, hmctlErrorText(message, COMMAND_NAME), EXIT_USAGE);
+  return print(Deno.stderr, hmctlErrorText(message), EXIT_USAGE);
 }
 
 async function print(stream: ByteSink, text: string, status: number): Promise<number> {
@@ -188,6 +228,5 @@ async function print(stream: ByteSink, text: string, status: number): Promise<nu
 }
 
 if (import.meta.main) {
-  tagStandardStreams();
-  Deno.exit(await main(Deno.args));
+  Deno.exit(await runCommand("cli.ts", Deno.args));
 }

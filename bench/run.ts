@@ -142,6 +142,8 @@ async function snapshotLibraries(outDir: string): Promise<string | null> {
   for (const name of ["libhmalloc.so", "libhmalloc.so.1", "libmemtier.so"]) {
     if (!existsSync(`${libDir}/${name}`)) continue;
     copyFileSync(`${libDir}/${name}`, `${dir}/${name}`);
+    // Programs linked with -lhmalloc load it by its soname, libhmalloc.so.1.
+    if (name === "libhmalloc.so") copyFileSync(`${libDir}/${name}`, `${dir}/${name}.1`);
     const nm: Output = await exec("nm", ["--defined-only", `${dir}/${name}`]);
     if (/\sdebug\.assert\b/.test(nm.stdout)) {
       warning = `${name} looks like a debug build (debug.assert is a function): ` +

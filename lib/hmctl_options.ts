@@ -308,15 +308,15 @@ PROGRAM that cannot be run (which is then not run at all).
 }
 
 /**
- * The two lines printed on stderr for a usage error.
+ * The one line printed on stderr for a usage error (no "Try --help" line: every error of
+ * tiermem's tools, the CLI's and the libraries', is exactly one line, for scripts and logs).
  *
  * @example
  * ```ts
  * import { hmctlErrorText } from "./hmctl_options.ts";
- * hmctlErrorText("missing program");
- * // "hmctl: missing program\nTry 'cli.ts --help' for more information.\n"
+ * hmctlErrorText("missing program"); // "hmctl: missing program\n"
  * ```
  */
-export function hmctlErrorText(message: string, command: string = "cli.ts"): string {
-  return `hmctl: ${message}\nTry '${command} --help' for more information.\n`;
+export function hmctlErrorText(message: string): string {
+  return `hmctl: ${message}\n`;
 }

@@ -16,7 +16,8 @@
  *   tier option is given, `MEMKIND_MEM_TIERS`/`MEMKIND_MEM_THRESHOLDS` inherited from the
  *   environment (with neither, the library is a plain malloc replacement: one DRAM tier);
  * - the log level (0, 1 or 2, flag or inherited `MEMKIND_MEM_TIERING_LOG_LEVEL`);
- * - that every FS_DAX PATH is an existing directory (the library would exit at start-up);
+ * - that every FS_DAX PATH is an existing directory and that a KMEM_DAX tier finds a node
+ *   (`lib/kmem_dax_nodes.ts`; the library would exit at start-up);
  * - that libmemtier.so exists: `TIERMEM_MEMTIER_LIB`, else the local build
  *   `zig-src/zig-out/lib/libmemtier.so` next to this module.
  *
@@ -30,6 +31,7 @@
  */
 
 import { locateLibrary } from "../ffi/library.ts";
+import { kmemDaxProblem } from "./kmem_dax_nodes.ts";
 import { launch, LaunchError, statOrNull } from "./launch.ts";
 import { parseTierSpec, tierEnvFromFlags, type TierSpec } from "./tier_spec.ts";
 
@@ -184,6 +186,10 @@ export function memtierConfig(
         throw new TypeError(`FS_DAX: bad PATH "${tier.path}": not an existing directory`);
       }
     }
+    if (spec.tiers.some((tier) => tier.kind === "KMEM_DAX")) {
+      const problem = kmemDaxProblem(env.MEMKIND_DAX_KMEM_NODES);
+      if (problem !== null) throw new TypeError(problem);
+    }
   } else if (thresholds !== null) {
     throw new TypeError(
       `MEMKIND_MEM_THRESHOLDS: bad value "${thresholds}": allowed only with POLICY:DYNAMIC_THRESHOLD`,
@@ -284,10 +290,11 @@ export function memtierEnv(
  * ```ts
  * import { memtierHelp } from "./memtier_launch.ts";
  * memtierHelp().startsWith("Usage: cli.ts memtier"); // true
+ * memtierHelp("memtier").startsWith("Usage: memtier [OPTION]"); // true (the installed command)
  * ```
  */
-export function memtierHelp(command: string = "cli.ts"): string {
-  return `Usage: ${command} memtier [OPTION]... [--] PROGRAM [ARGS...]
+export function memtierHelp(invocation: string = "cli.ts memtier"): string {
+  return `Usage: ${invocation} [OPTION]... [--] PROGRAM [ARGS...]
 Run PROGRAM with libmemtier.so preloaded: its malloc, calloc, realloc, free, the
 aligned allocators and malloc_usable_size are served from memory tiers, as with
 memkind's libmemtier (same MEMKIND_MEM_* variables).
@@ -309,8 +316,8 @@ Without --tiers or --mem-tiers, MEMKIND_MEM_TIERS and MEMKIND_MEM_THRESHOLDS are
 taken from the environment (and checked); with neither, PROGRAM gets one DRAM tier.
 
 Examples:
-  ${command} memtier --tiers DRAM:1,KMEM_DAX:4 ./prog
-  ${command} memtier --tiers DRAM:1,FS_DAX:4:16G:/mnt/pmem --log-level 1 python3 x.py
+  ${invocation} --tiers DRAM:1,KMEM_DAX:4 ./prog
+  ${invocation} --tiers DRAM:1,FS_DAX:4:16G:/mnt/pmem --log-level 1 python3 x.py
 
 KMEM_DAX binds to the memory-only NUMA nodes nearest the CPU (MEMKIND_DAX_KMEM_NODES
 overrides). FS_DAX allocates from a file created and unlinked in the directory.
@@ -331,15 +338,20 @@ a usage error or a PROGRAM that cannot be run (which is then not run at all).
  * import { runMemtier } from "./memtier_launch.ts";
  * const status = await runMemtier(["--tiers", "DRAM:1", "true"]); // 0
  * ```
+ *
+ * @param invocation how the command is named in its help (`memtier` when installed).
  */
-export async function runMemtier(args: string[]): Promise<number> {
+export async function runMemtier(
+  args: string[],
+  invocation: string = "cli.ts memtier",
+): Promise<number> {
   const env = Deno.env.toObject();
   let request: MemtierRequest;
   let childEnv: Record<string, string>;
   try {
     request = parseMemtierArgs(args);
     if (request.kind === "help") {
-      await writeAll(Deno.stdout, memtierHelp());
+      await writeAll(Deno.stdout, memtierHelp(invocation));
       return 0;
     }
     const config = memtierConfig(request, env);

@@ -126,7 +126,7 @@ function quickStartCommands(): string[] {
   const readme = Deno.readTextFileSync(join(repoRoot, "README.md"));
   const section = readme.split(/^## /m).find((s) => s.startsWith("Quick start"));
   assert.ok(section !== undefined, "README.md has a Quick start section");
-  const block = section.match(/```sh\n([^]*?)```/)?.[1];
+  const block = section.match(/```sh[^\n]*\n([^]*?)```/)?.[1];
   assert.ok(block !== undefined, "the Quick start has a sh block");
   const commands = block.split("\n").map((l) => l.replace(/\s+#.*$/, "").trim()).filter((l) =>
     l !== ""

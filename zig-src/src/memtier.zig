@@ -16,8 +16,9 @@
 //!
 //! Without `MEMKIND_MEM_TIERS`, everything goes to the DRAM pool: the library
 //! is then a plain malloc replacement. A malformed configuration prints one
-//! line naming the bad token and exits with status 1 before the program runs
-//! any further (memkind segfaults on several of them).
+//! line naming the bad token and exits with status 2 (`exit_status_invalid`,
+//! libhmalloc's for a bad HMALLOC_POLICY) before the program runs any further
+//! (memkind segfaults on several of them).
 //!
 //! Pointers we did not allocate (memory the dynamic loader allocated before
 //! we served, a static allocator's blocks) are recognised by the page map
@@ -41,6 +42,7 @@ const report = @import("report.zig");
 const size_class = @import("size_class.zig");
 const tier_nodes = @import("tier_nodes.zig");
 const Policy = @import("policy.zig").Policy;
+const exit_status_invalid = @import("policy_env.zig").exit_status_invalid;
 
 const Pool = pool_mod.Pool;
 pub const max_tiers = tier_spec.max_tiers;
@@ -139,7 +141,7 @@ fn load() void {
             const line = f.message(&buf);
             report.writeAll(line);
             report.writeAll("\n");
-            std.c._exit(1);
+            std.c._exit(exit_status_invalid);
         },
     };
     config = tier_ratio.Config.init(&spec);
@@ -199,7 +201,7 @@ fn fatal(comptime fmt: []const u8, args: anytype) noreturn {
     var buf: [512]u8 = undefined;
     const line = std.fmt.bufPrint(&buf, tier_spec.log_error_prefix ++ fmt ++ "\n", args) catch buf[0..0];
     report.writeAll(line);
-    std.c._exit(1);
+    std.c._exit(exit_status_invalid);
 }
 
 pub fn logInfo(comptime fmt: []const u8, args: anytype) void {
