@@ -192,6 +192,12 @@ fn parseMapsLine(line: []const u8, address: usize) ?u64 {
 /// when the kernel honours the hint). Only a hint: races are harmless.
 var next_hint: std.atomic.Value(usize) = .init(0);
 
+/// Address space only (no access, no commitment), aligned: the target of a
+/// huge block that mremap moves while growing (huge.zig).
+pub fn reserveAddressSpace(length: usize, alignment: usize, errno_out: *linux.E) MapError!usize {
+    return reserveAligned(length, alignment, false, errno_out);
+}
+
 fn reserveAligned(length: usize, alignment: usize, populate_rw: bool, errno_out: *linux.E) MapError!usize {
     const prot: linux.PROT = if (populate_rw) .{ .READ = true, .WRITE = true } else .{};
     const flags: linux.MAP = .{ .TYPE = .PRIVATE, .ANONYMOUS = true, .NORESERVE = !populate_rw };

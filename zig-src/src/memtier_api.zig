@@ -91,9 +91,10 @@ export fn realloc(ptr: ?*anyopaque, size: usize) ?*anyopaque {
     const p = pool_mod.ownedPool(owner);
     const fresh = pool_mod.realloc(ptr, size, "realloc", p) orelse return null;
     const tier = memtier.tierOf(p);
-    if (tier < memtier.max_tiers and @intFromPtr(fresh) != address) {
+    // Moved, or a huge block grown in place (mremap): the ledger follows.
+    if (tier < memtier.max_tiers and (@intFromPtr(fresh) != address or size > old_size)) {
         memtier.account(tier, -@as(i64, @intCast(old_size)), false);
-        memtier.account(tier, @intCast(size_class.usableSizeFor(size)), false);
+        memtier.account(tier, @intCast(pool_mod.usableSize(fresh, "realloc")), false);
     }
     return fresh;
 }

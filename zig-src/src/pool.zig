@@ -110,6 +110,8 @@ pub const Pool = struct {
     last_purge_ns: u64 = 0,
     last_cap_purge_ns: u64 = 0,
     huge_list: ?*huge.Huge = null,
+    /// Freed huge mappings kept for reuse (huge.zig), under `page_lock`.
+    huge_cache: huge.Cache = .{},
     stats: Stats = .{},
     bins: [size_class.count]slab.Bin,
 
@@ -124,7 +126,8 @@ pub const Pool = struct {
 
     pub fn allocZeroed(pool: *Pool, n: usize, size: usize) ?[*]u8 {
         const total = std.math.mul(usize, n, size) catch return report.fail(.NOMEM);
-        if (total > large_max_bytes) return pool.alloc(total); // fresh mapping: already zero
+        if (total > request_max_bytes) return report.fail(.NOMEM);
+        if (total > large_max_bytes) return huge.alloc(pool, total, page_bytes, true); // zeroes a reused mapping only
         if (total > size_class.small_max_bytes and pool.clean_pages_are_zero) return pool.allocPagesZeroed(total);
         const p = pool.alloc(total) orelse return null;
         @memset(p[0..@max(total, 1)], 0);
@@ -239,7 +242,7 @@ pub const Pool = struct {
         // no run of 0 pages, and a huge block must end after its start.
         const bytes = @max(size, 1);
         if (bytes > large_max_bytes or alignment > large_align_max_bytes)
-            return huge.alloc(pool, bytes, alignment);
+            return huge.alloc(pool, bytes, alignment, false);
         const pages = std.mem.alignForward(usize, bytes, page_bytes) / page_bytes;
         assert(pages >= 1);
         return @ptrFromInt(pool.allocLarge(pages, alignment / page_bytes, null) orelse return report.fail(.NOMEM));
@@ -318,6 +321,7 @@ pub const Pool = struct {
             // A decay tick: purge what has been free since the last tick.
             var it = pool.chunks;
             while (it) |chunk| : (it = chunk.next) pool.dirty_pages -= chunk.purgeOld();
+            huge.expireLocked(pool, now);
             pool.last_purge_ns = now;
         }
     }
@@ -347,6 +351,15 @@ pub const Pool = struct {
         while (it) |c| : (it = c.next) {
             if (!chunk_source.privatize(@intFromPtr(c), chunk_mod.chunk_bytes)) privatizeFailed();
         }
+        // Cached huge mappings still map the parent's file: drop them here
+        // without punching holes in it (the parent's pages).
+        for (&pool.huge_cache.entries) |*entry| {
+            const e = entry.* orelse continue;
+            entry.* = null;
+            _ = pool.stats.huge_bytes.fetchSub(e.map_bytes, .monotonic);
+            _ = linux.munmap(@ptrFromInt(e.map_base), e.map_bytes);
+        }
+        pool.huge_cache.bytes = 0;
         var h = pool.huge_list;
         while (h) |x| : (h = x.next) {
             if (!chunk_source.privatize(x.map_base, x.map_bytes)) privatizeFailed();
@@ -374,6 +387,7 @@ pub const Pool = struct {
         pool.hint = null;
         pool.dirty_pages = 0;
         while (pool.huge_list) |h| huge.releaseLocked(pool, h);
+        huge.dropCacheLocked(pool);
         for (&pool.bins, 0..) |*bin, i| bin.* = .{ .class = @intCast(i) };
         pool.stats.mapped_bytes.store(0, .monotonic);
     }
@@ -381,7 +395,7 @@ pub const Pool = struct {
 
 /// libc's clock_gettime: the vDSO, no system call (std.os.linux's is a raw
 /// syscall: it cost 2-4 us per large block, measured from Deno).
-fn monotonicNs() u64 {
+pub fn monotonicNs() u64 {
     var ts: std.c.timespec = undefined;
     _ = std.c.clock_gettime(.MONOTONIC_COARSE, &ts);
     return @as(u64, @intCast(ts.sec)) * 1_000_000_000 + @as(u64, @intCast(ts.nsec));
@@ -578,7 +592,10 @@ pub fn realloc(ptr: ?*anyopaque, size: usize, caller: Caller, default_pool: *Poo
     switch (owner) {
         .small => if (size <= size_class.small_max_bytes and size_class.usableSizeFor(size) == old_size) return @ptrCast(ptr),
         .large => if (size > size_class.small_max_bytes and size <= old_size and size > old_size / 2) return @ptrCast(ptr),
-        .huge => |h| if (huge.resize(h, size)) return @ptrCast(ptr),
+        .huge => |h| {
+            if (huge.resize(h, size)) return @ptrCast(ptr);
+            if (size > old_size) if (huge.grow(h, size)) |grown| return grown;
+        },
     }
     const fresh = pool.alloc(size) orelse return null;
     @memcpy(fresh[0..@min(size, old_size)], @as([*]const u8, @ptrCast(ptr))[0..@min(size, old_size)]);

@@ -213,3 +213,41 @@ test "size 0 with any alignment from 8 B to 1 GiB gives an aligned block inside 
         free(b, "test");
     }
 }
+
+test "a freed huge block's mapping is reused by the next one of about its size, and calloc of it is zero" {
+    const p = try testPool();
+    defer registry.destroy(p);
+    const a = p.alloc(8 << 20) orelse return error.OutOfMemory;
+    @memset(a[0 .. 8 << 20], 0xa5);
+    const mapped = p.stats.huge_bytes.load(.monotonic);
+    free(a, "test");
+    // Kept (its pages and placement), but a stale pointer is not ours any more.
+    try testing.expect(!pool_mod.isOurs(@intFromPtr(a)));
+    try testing.expectEqual(mapped, p.stats.huge_bytes.load(.monotonic));
+    const b = p.allocZeroed(1, 7 << 20) orelse return error.OutOfMemory;
+    try testing.expectEqual(@intFromPtr(a), @intFromPtr(b));
+    try testing.expect(std.mem.allEqual(u8, b[0 .. 7 << 20], 0));
+    try testing.expectEqual(@as(usize, 7 << 20), usableSize(b, "test"));
+    free(b, "test");
+    // A bigger one grows the cached mapping (mremap) instead of mapping anew.
+    const c = p.alloc(12 << 20) orelse return error.OutOfMemory;
+    @memset(c[0 .. 12 << 20], 1);
+    try testing.expectEqual(@as(usize, 12 << 20), usableSize(c, "test"));
+    free(c, "test");
+}
+
+test "a huge block grows in realloc without losing its contents" {
+    const p = try testPool();
+    defer registry.destroy(p);
+    var size: usize = 4 << 20;
+    var block = p.alloc(size) orelse return error.OutOfMemory;
+    for (0..size / page_bytes) |i| block[i * page_bytes] = @truncate(i);
+    while (size < 64 << 20) : (size *= 2) {
+        block = realloc(block, size * 2, "test", p) orelse return error.OutOfMemory;
+        try testing.expect(usableSize(block, "test") >= size * 2);
+        for (0..size / page_bytes) |i| try testing.expectEqual(@as(u8, @truncate(i)), block[i * page_bytes]);
+        for (size / page_bytes..size * 2 / page_bytes) |i| block[i * page_bytes] = @truncate(i);
+    }
+    try testing.expect(poolOf(@intFromPtr(block), "test") == p);
+    free(block, "test");
+}

@@ -154,10 +154,11 @@ pub fn initThreadCache(p: *Pool) ?*thread_cache.PoolCache {
     if (busy) return null;
     busy = true;
     defer busy = false;
-    const tc = thread_cache.createThreadCache() orelse return null;
+    const tc = takeSpare() orelse thread_cache.createThreadCache() orelse return null;
     {
         _ = std.c.pthread_mutex_lock(&lock);
         defer _ = std.c.pthread_mutex_unlock(&lock);
+        tc.prev = null;
         tc.next = thread_caches;
         if (thread_caches) |head| head.prev = tc;
         thread_caches = tc;
@@ -199,7 +200,34 @@ fn threadExit(value: *anyopaque) callconv(.c) void {
     }
     if (tc.prev) |prev| prev.next = tc.next else thread_caches = tc.next;
     if (tc.next) |next| next.prev = tc.prev;
+    // Kept for the next thread (a program starting a thread per task made
+    // an mmap and a munmap per thread: mimalloc-bench's mleak).
+    if (spare_count < spare_max) {
+        tc.pools[0] = &tc.default;
+        tc.next = spare_caches;
+        spare_caches = tc;
+        spare_count += 1;
+        return;
+    }
     thread_cache.destroyThreadCache(tc);
+}
+
+/// Caches of exited threads, empty (their blocks flushed, caches of other
+/// pools destroyed), off the `thread_caches` list; guarded by `lock`.
+var spare_caches: ?*thread_cache.ThreadCache = null;
+var spare_count: usize = 0;
+const spare_max = 16;
+
+fn takeSpare() ?*thread_cache.ThreadCache {
+    _ = std.c.pthread_mutex_lock(&lock);
+    defer _ = std.c.pthread_mutex_unlock(&lock);
+    const tc = spare_caches orelse return null;
+    spare_caches = tc.next;
+    spare_count -= 1;
+    assert(tc.pools[0] == &tc.default);
+    for (tc.pools[1..]) |entry| assert(entry == null);
+    for (tc.default.bins()) |*bin| assert(bin.count == 0);
+    return tc;
 }
 
 // ---- fork -----------------------------------------------------------------------
