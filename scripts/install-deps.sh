@@ -3,7 +3,8 @@
 # 4-node test VM need, skipping what is already installed (no apt-get at all when nothing is
 # missing). Run as root (or with sudo available). Used by .ci/run; users may run it too.
 #
-#   build and tests     gcc (build-essential), binutils, git, sqlite3
+#   build and tests     gcc (build-essential), binutils, git, sqlite3, python3.11 with CPython's
+#                       regression suite (libpython3.11-testsuite: tests/cpython_test.ts)
 #   comparisons         libjemalloc2, libjemalloc-dev, libmimalloc2.0, libtcmalloc-minimal4,
 #                       libmemkind-dev, numactl, valgrind, strace
 #   the 4-node VM       qemu-system-x86, busybox-static, kmod, cpio, xz-utils, and a Linux >= 6.9
@@ -15,7 +16,7 @@
 set -euo pipefail
 
 PACKAGES=(
-  build-essential binutils git sqlite3 ca-certificates
+  build-essential binutils git sqlite3 ca-certificates python3.11 libpython3.11-testsuite
   libjemalloc2 libjemalloc-dev libmimalloc2.0 libtcmalloc-minimal4 libmemkind-dev
   numactl valgrind strace
   qemu-system-x86 busybox-static kmod cpio xz-utils gzip

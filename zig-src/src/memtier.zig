@@ -8,11 +8,14 @@
 //! - KMEM_DAX → a pool bound to the memory-only NUMA nodes nearest to the
 //!              calling CPU (from `MEMKIND_DAX_KMEM_NODES` if set, else from
 //!              sysfs: nodes with memory and no CPU, nearest by SLIT distance);
-//! - FS_DAX   → a pool whose chunks are a file created and unlinked in PATH,
-//!              mapped shared, capped at PMEM_SIZE_LIMIT.
+//! - FS_DAX   → a pool whose chunks are ranges of one unlinked file in PATH,
+//!              mapped shared once with no descriptor kept (file_heap.zig),
+//!              capped at PMEM_SIZE_LIMIT.
 //! Each allocation then picks its tier (tier_ratio.zig) from per-thread byte
 //! counters, so the common path takes no lock and no atomic; when a tier is
-//! full the next one with room serves it (a "fallback"), instead of failing.
+//! full the next one with room serves it (a "fallback"), instead of failing;
+//! realloc too. A request that fails everywhere changes no shared state (see
+//! `allocate`), and a thread's state is reused by the next thread.
 //!
 //! Without `MEMKIND_MEM_TIERS`, everything goes to the DRAM pool: the library
 //! is then a plain malloc replacement. A malformed configuration prints one
