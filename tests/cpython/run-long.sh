@@ -20,6 +20,9 @@ mkdir -p "$out"
 
 mapfile -t modules < <(grep -v '^#' "$here/modules.txt" | grep -v '^$')
 fsdax=$(mktemp -d /dev/shm/cpython_long.XXXXXX)
+# Open to every user like /dev/shm itself: test_subprocess runs children as another user (user=,
+# group=), and a child that cannot create its FS_DAX file in PATH exits with that error.
+chmod 1777 "$fsdax"
 trap 'rm -rf "$fsdax"' EXIT
 
 env_of() {
