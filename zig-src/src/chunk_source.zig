@@ -9,11 +9,11 @@
 //!
 //! Two sources:
 //! - `anonymous`: private anonymous memory (DRAM, CXL exposed as NUMA nodes).
-//! - `file`: a shared mapping of a file (memkind's FS_DAX tiers: a file in a
-//!   DAX or tmpfs mount), grown with fallocate, capped at `limit_bytes`
-//!   (0 = no cap). Freed ranges are hole-punched so the file's blocks go back
-//!   to the filesystem; file offsets are handed out by a bump pointer, which
-//!   is fine for a sparse file (offsets are address space, not storage).
+//! - `file`: ranges of one shared mapping of a file (memkind's FS_DAX tiers:
+//!   a file in a DAX or tmpfs mount), reserved whole when the tier is made,
+//!   capped at its limit, no descriptor kept (file_heap.zig). Freed ranges
+//!   leave the file (their storage goes back to the filesystem) and are
+//!   reused.
 //!
 //! fork(): a shared mapping stays shared in the child, so parent and child
 //! would allocate from one heap. The child therefore copies its file-backed
@@ -29,23 +29,14 @@ const std = @import("std");
 const assert = std.debug.assert;
 const linux = std.os.linux;
 const page_map = @import("page_map.zig");
+const file_heap = @import("file_heap.zig");
 const Policy = @import("policy.zig").Policy;
 
 pub const granule_bytes = page_map.granule_bytes;
 
 pub const ChunkSource = union(enum) {
     anonymous,
-    file: FileSource,
-};
-
-pub const FileSource = struct {
-    fd: i32,
-    /// 0 = unlimited.
-    limit_bytes: u64,
-    /// Next unused file offset (bump).
-    next_offset: u64 = 0,
-    /// Bytes currently mapped from the file (checked against the limit).
-    used_bytes: u64 = 0,
+    file: file_heap.FileHeap,
 };
 
 pub const MapError = error{ OutOfMemory, PolicyFailed };
@@ -62,35 +53,18 @@ pub fn map(source: *ChunkSource, policy: *const Policy, length: usize, errno_out
 pub fn mapAligned(source: *ChunkSource, policy: *const Policy, length: usize, alignment: usize, errno_out: *linux.E, mbind_calls: *std.atomic.Value(u64)) MapError!usize {
     assert(length > 0 and length % std.heap.page_size_min == 0);
     assert(alignment >= granule_bytes and std.math.isPowerOfTwo(alignment));
-    const base = try reserveAligned(length, alignment, source.* == .anonymous, errno_out);
-    errdefer _ = linux.munmap(@ptrFromInt(base), length);
-    switch (source.*) {
-        .anonymous => {},
-        .file => |*f| {
-            if (f.limit_bytes != 0 and f.used_bytes + length > f.limit_bytes) {
-                errno_out.* = .NOMEM;
-                return error.OutOfMemory;
-            }
-            const offset = f.next_offset;
-            const grow = linux.fallocate(f.fd, 0, @intCast(offset), @intCast(length));
-            if (linux.errno(grow) != .SUCCESS) {
-                errno_out.* = .NOMEM;
-                return error.OutOfMemory;
-            }
-            const rc = linux.mmap(@ptrFromInt(base), length, .{ .READ = true, .WRITE = true }, .{ .TYPE = .SHARED, .FIXED = true }, f.fd, @intCast(offset));
-            if (linux.errno(rc) != .SUCCESS) {
-                errno_out.* = linux.errno(rc);
-                return error.OutOfMemory;
-            }
-            f.next_offset += length;
-            f.used_bytes += length;
+    const base = switch (source.*) {
+        .anonymous => try reserveAligned(length, alignment, true, errno_out),
+        .file => |*heap| heap.take(length, alignment) orelse {
+            errno_out.* = .NOMEM;
+            return error.OutOfMemory;
         },
-    }
+    };
     var calls: usize = 0;
     const e = policy.applyCounted(base, length, &calls);
     _ = mbind_calls.fetchAdd(calls, .monotonic);
     if (e != .SUCCESS) {
-        if (source.* == .file) unmapFile(&source.file, base, length);
+        unmap(source, base, length);
         errno_out.* = e;
         return error.PolicyFailed;
     }
@@ -112,14 +86,12 @@ pub fn keepSmallPagesIfInterleaved(policy: *const Policy, base: usize, length: u
     }
 }
 
-/// Unmaps what `map` returned (and gives a file's blocks back).
+/// Unmaps what `map` returned (a file's range goes back to its heap, its
+/// storage to the filesystem).
 pub fn unmap(source: *ChunkSource, base: usize, length: usize) void {
     switch (source.*) {
         .anonymous => _ = linux.munmap(@ptrFromInt(base), length),
-        .file => |*f| {
-            unmapFile(f, base, length);
-            _ = linux.munmap(@ptrFromInt(base), length);
-        },
+        .file => |*heap| heap.give(base, length),
     }
 }
 
@@ -137,54 +109,6 @@ pub fn privatize(base: usize, length: usize) bool {
         return false;
     }
     return true;
-}
-
-fn unmapFile(f: *FileSource, base: usize, length: usize) void {
-    // Find the file offset behind `base` before the mapping goes away.
-    var offset: u64 = 0;
-    if (fileOffsetOf(base)) |o| offset = o else return;
-    const punch = linux.FALLOC.FL_PUNCH_HOLE | linux.FALLOC.FL_KEEP_SIZE;
-    _ = linux.fallocate(f.fd, punch, @intCast(offset), @intCast(length));
-    assert(f.used_bytes >= length);
-    f.used_bytes -= length;
-}
-
-/// The file offset mapped at `address`, read from /proc/self/maps — only on
-/// the rare path of unmapping a file-backed range. Allocation-free.
-fn fileOffsetOf(address: usize) ?u64 {
-    const fd = linux.open("/proc/self/maps", .{ .ACCMODE = .RDONLY, .CLOEXEC = true }, 0);
-    if (linux.errno(fd) != .SUCCESS) return null;
-    defer _ = linux.close(@intCast(fd));
-    var buf: [4096]u8 = undefined;
-    var line: [512]u8 = undefined;
-    var line_len: usize = 0;
-    while (true) {
-        const n = linux.read(@intCast(fd), &buf, buf.len);
-        if (linux.errno(n) != .SUCCESS or n == 0) return null;
-        for (buf[0..n]) |ch| {
-            if (ch != '\n') {
-                if (line_len < line.len) line[line_len] = ch;
-                line_len += 1;
-                continue;
-            }
-            if (parseMapsLine(line[0..@min(line_len, line.len)], address)) |off| return off;
-            line_len = 0;
-        }
-    }
-}
-
-fn parseMapsLine(line: []const u8, address: usize) ?u64 {
-    // "start-end perms offset dev inode path"
-    var it = std.mem.tokenizeScalar(u8, line, ' ');
-    const range = it.next() orelse return null;
-    const dash = std.mem.indexOfScalar(u8, range, '-') orelse return null;
-    const start = std.fmt.parseInt(usize, range[0..dash], 16) catch return null;
-    const end = std.fmt.parseInt(usize, range[dash + 1 ..], 16) catch return null;
-    if (address < start or address >= end) return null;
-    _ = it.next() orelse return null;
-    const off_text = it.next() orelse return null;
-    const off = std.fmt.parseInt(u64, off_text, 16) catch return null;
-    return off + (address - start);
 }
 
 /// Where the last mapping ended: asking for the next one right below it
@@ -250,8 +174,7 @@ test "anonymous mappings are granule-aligned and writable" {
 test "a file source maps shared file pages and enforces its limit" {
     const fd = linux.memfd_create("hmalloc-test", 0);
     try std.testing.expect(linux.errno(fd) == .SUCCESS);
-    defer _ = linux.close(@intCast(fd));
-    var source: ChunkSource = .{ .file = .{ .fd = @intCast(fd), .limit_bytes = granule_bytes } };
+    var source: ChunkSource = .{ .file = try file_heap.fromFile(@intCast(fd), granule_bytes) };
     const policy: Policy = .{};
     var e: linux.E = .SUCCESS;
     const base = try map(&source, &policy, granule_bytes, &e, &test_calls);
@@ -261,5 +184,6 @@ test "a file source maps shared file pages and enforces its limit" {
     unmap(&source, base, granule_bytes);
     try std.testing.expectEqual(@as(u64, 0), source.file.used_bytes);
     const again = try map(&source, &policy, granule_bytes, &e, &test_calls);
+    try std.testing.expectEqual(base, again);
     unmap(&source, again, granule_bytes);
 }

@@ -8,11 +8,14 @@
 //! - KMEM_DAX → a pool bound to the memory-only NUMA nodes nearest to the
 //!              calling CPU (from `MEMKIND_DAX_KMEM_NODES` if set, else from
 //!              sysfs: nodes with memory and no CPU, nearest by SLIT distance);
-//! - FS_DAX   → a pool whose chunks are a file created and unlinked in PATH,
-//!              mapped shared, capped at PMEM_SIZE_LIMIT.
+//! - FS_DAX   → a pool whose chunks are ranges of one unlinked file in PATH,
+//!              mapped shared once with no descriptor kept (file_heap.zig),
+//!              capped at PMEM_SIZE_LIMIT.
 //! Each allocation then picks its tier (tier_ratio.zig) from per-thread byte
 //! counters, so the common path takes no lock and no atomic; when a tier is
-//! full the next one with room serves it (a "fallback"), instead of failing.
+//! full the next one with room serves it (a "fallback"), instead of failing;
+//! realloc too. A request that fails everywhere changes no shared state (see
+//! `allocate`), and a thread's state is reused by the next thread.
 //!
 //! Without `MEMKIND_MEM_TIERS`, everything goes to the DRAM pool: the library
 //! is then a plain malloc replacement. A malformed configuration prints one
@@ -41,6 +44,7 @@ const registry = @import("registry.zig");
 const report = @import("report.zig");
 const size_class = @import("size_class.zig");
 const tier_nodes = @import("tier_nodes.zig");
+const file_heap = @import("file_heap.zig");
 const Policy = @import("policy.zig").Policy;
 const exit_status_invalid = @import("policy_env.zig").exit_status_invalid;
 
@@ -68,7 +72,9 @@ var tier_count: usize = 0;
 /// pool slot → tier index (no_tier for pools that are not tiers).
 var slot_tier: [pool_mod.max_pools]u8 = @splat(no_tier);
 var config: tier_ratio.Config = undefined;
-/// Bit i set: tier i failed an allocation since its last free (skipped by choose).
+/// Bit i set: tier i had no room for a block a chunk serves, which another tier then
+/// served, since its last free or success. Only a hint about what to try first: a request
+/// is never refused because of it (see `allocate`).
 var full_mask: std.atomic.Value(tier_ratio.TierMask) = .init(0);
 /// Net bytes handed over by threads that free more than they allocate, and
 /// by exited threads (tier_ratio.zig's settle protocol).
@@ -81,16 +87,22 @@ var state: std.atomic.Value(State) = .init(.uninitialised);
 var init_lock: std.c.pthread_mutex_t = .{};
 threadlocal var initialising_here: bool = false;
 
-/// This thread's tier choice and statistics deltas.
+/// This thread's tier choice and statistics deltas. Kept for the next thread when this one
+/// exits (`spare_states`): a program starting 40,000 short threads used to keep 40,000 pages.
 const ThreadState = struct {
     ledger: tier_ratio.Ledger,
     delta_bytes: [max_tiers]i64 = @splat(0),
     delta_allocations: [max_tiers]u64 = @splat(0),
     delta_fallbacks: [max_tiers]u64 = @splat(0),
-    /// Next on `spare_states` (once its thread exited).
     next_spare: ?*ThreadState = null,
 };
 threadlocal var thread_state: ?*ThreadState = null;
+/// Set once this thread's state went back to `spare_states` (its key destructor ran): what
+/// later destructors allocate or free is booked to the shared counts directly.
+threadlocal var thread_exited: bool = false;
+/// States of exited threads, and of the last batch mapped (under shared_lock).
+var spare_states: ?*ThreadState = null;
+const states_per_map = 64;
 var thread_key: std.c.pthread_key_t = std.math.maxInt(std.c.pthread_key_t);
 
 /// The pool an allocation of `size` bytes goes to, and its tier.
@@ -179,25 +191,18 @@ fn kmemDaxPool() *Pool {
 
 fn fsDaxPool(path: []const u8, limit_bytes: u64) *Pool {
     var z: [4096]u8 = undefined;
-    if (path.len >= z.len - 32) fatal("FS_DAX: PATH too long", .{});
+    if (path.len >= z.len) fatal("FS_DAX: PATH too long", .{});
     @memcpy(z[0..path.len], path);
     z[path.len] = 0;
-    // An unnamed file in PATH, gone with the process; else a named one, unlinked at once.
-    var fd: isize = @bitCast(linux.open(@ptrCast(&z), .{ .ACCMODE = .RDWR, .TMPFILE = true, .CLOEXEC = true }, 0o600));
-    if (fd < 0) {
-        const name = "/memtier.XXXXXX";
-        @memcpy(z[path.len..][0..name.len], name);
-        z[path.len + name.len] = 0;
-        fd = mkostemp(@ptrCast(&z), @bitCast(linux.O{ .CLOEXEC = true }));
-        if (fd < 0) fatal("FS_DAX: cannot create a file in PATH \"{s}\"", .{path});
-        _ = linux.unlink(@ptrCast(&z));
-    }
+    const heap = file_heap.create(@ptrCast(&z), limit_bytes) catch |err| switch (err) {
+        error.CannotCreateFile => fatal("FS_DAX: cannot create a file in PATH \"{s}\"", .{path}),
+        error.CannotMap => fatal("FS_DAX: cannot map a file in PATH \"{s}\"", .{path}),
+    };
+    if (limit_bytes == 0 or heap.limit_bytes < limit_bytes)
+        logInfo("FS_DAX in \"{s}\": holds at most {d} bytes (the free space of its filesystem)", .{ path, heap.limit_bytes });
     const policy: Policy = .{};
-    return registry.create(&policy, .{ .file = .{ .fd = @intCast(fd), .limit_bytes = limit_bytes } }) orelse
-        fatal("FS_DAX: cannot create its pool", .{});
+    return registry.create(&policy, .{ .file = heap }) orelse fatal("FS_DAX: cannot create its pool", .{});
 }
-
-extern "c" fn mkostemp(template: [*:0]u8, flags: c_int) c_int;
 
 fn fatal(comptime fmt: []const u8, args: anytype) noreturn {
     var buf: [512]u8 = undefined;
@@ -255,22 +260,64 @@ pub fn allocate(size: usize, alignment: usize, zeroed: bool) ?[*]u8 {
         if (log_level > 0 and isReady()) account(0, @intCast(usableFor(block, size, alignment)), false);
         return block;
     }
-    const ts = threadState() orelse return allocFrom(tiers[0].pool, size, alignment, zeroed);
-    var full = full_mask.load(.monotonic);
-    var fallback = false;
-    while (ts.ledger.choose(&config, size, full)) |index| {
+    const ts = threadState() orelse return allocateUntracked(size, alignment, zeroed);
+    const marked = full_mask.load(.monotonic);
+    var hint = marked;
+    // Tiers that failed this request: a failure concerns this request only.
+    var failed: tier_ratio.TierMask = 0;
+    while (true) {
+        const index = ts.ledger.choose(&config, size, hint | failed) orelse {
+            if (hint & ~failed == 0) break;
+            hint = 0; // Tiers marked full by other requests: still tried before failing this one.
+            continue;
+        };
+        const bit = @as(tier_ratio.TierMask, 1) << @intCast(index);
         if (allocFrom(tiers[index].pool, size, alignment, zeroed)) |block| {
-            if (fallback) ts.delta_fallbacks[index] += 1;
+            @branchHint(.likely);
+            if (failed | (marked & bit) != 0) noteFallback(ts, index, failed, size, alignment);
             account(index, @intCast(usableFor(block, size, alignment)), false);
             return block;
         }
-        // Full (a capped FS_DAX file, a full node): remember it, try the next.
-        full |= @as(tier_ratio.TierMask, 1) << @intCast(index);
-        _ = full_mask.fetchOr(@as(tier_ratio.TierMask, 1) << @intCast(index), .monotonic);
-        fallback = true;
+        failed |= bit;
     }
+    // Every tier failed: nothing shared was changed (no tier is marked full by a request
+    // that fails everywhere, such as malloc(64 GiB)).
     report.setErrno(.NOMEM);
     return null;
+}
+
+/// A request served by `index` after `failed` tiers could not: counted as a fallback, and when
+/// the request was one a chunk serves, each failed tier is marked full (it could not even map a
+/// chunk). A huge request failing says nothing about the room for others and marks nothing.
+/// A success in a tier marked full clears its mark.
+fn noteFallback(ts: *ThreadState, index: usize, failed: tier_ratio.TierMask, size: usize, alignment: usize) void {
+    @branchHint(.cold);
+    const bit = @as(tier_ratio.TierMask, 1) << @intCast(index);
+    assert(failed & bit == 0);
+    if (full_mask.load(.monotonic) & bit != 0) _ = full_mask.fetchAnd(~bit, .monotonic);
+    if (failed == 0) return;
+    ts.delta_fallbacks[index] += 1;
+    if (size <= pool_mod.large_max_bytes and alignment <= pool_mod.page_bytes) _ = full_mask.fetchOr(failed, .monotonic);
+}
+
+/// An allocation without a thread state (while the configuration loads, or in a thread's
+/// last destructors): the first tier, booked to the shared counts.
+fn allocateUntracked(size: usize, alignment: usize, zeroed: bool) ?[*]u8 {
+    @branchHint(.cold);
+    const block = allocFrom(tiers[0].pool, size, alignment, zeroed) orelse return null;
+    if (thread_exited) accountShared(0, @intCast(usableFor(block, size, alignment)));
+    return block;
+}
+
+/// Books a block straight to the shared counts and the statistics (no thread state).
+fn accountShared(index: usize, bytes: i64) void {
+    _ = std.c.pthread_mutex_lock(&shared_lock);
+    shared_counts.net_bytes[index] += bytes;
+    _ = std.c.pthread_mutex_unlock(&shared_lock);
+    const stats = &tiers[index].stats;
+    if (bytes > 0) _ = stats.allocations.fetchAdd(1, .monotonic);
+    const now = stats.bytes_now.fetchAdd(bytes, .monotonic) + bytes;
+    _ = stats.bytes_peak.fetchMax(now, .monotonic);
 }
 
 inline fn allocFrom(p: *Pool, size: usize, alignment: usize, zeroed: bool) ?[*]u8 {
@@ -288,7 +335,10 @@ inline fn usableFor(block: [*]u8, size: usize, alignment: usize) usize {
 /// tier `index` to this thread's ledger and statistics.
 pub inline fn account(index: usize, bytes: i64, fallback: bool) void {
     if (tier_count <= 1 and log_level == 0) return;
-    const ts = threadState() orelse return accountExited(index, bytes);
+    const ts = threadState() orelse {
+        if (thread_exited) accountShared(index, bytes);
+        return;
+    };
     if (bytes > 0) {
         ts.delta_allocations[index] += 1;
         if (fallback) ts.delta_fallbacks[index] += 1;
@@ -317,51 +367,30 @@ pub inline fn tierOf(p: *Pool) usize {
     return slot_tier[p.slot];
 }
 
-/// A block allocated or freed by a thread's destructors after its state was
-/// recycled: booked to the shared counts and the totals directly.
-fn accountExited(index: usize, bytes: i64) void {
-    @branchHint(.cold);
-    if (!thread_exited) return;
-    if (tier_count > 1) {
-        _ = std.c.pthread_mutex_lock(&shared_lock);
-        shared_counts.net_bytes[index] += bytes;
-        _ = std.c.pthread_mutex_unlock(&shared_lock);
-    }
-    const stats = &tiers[index].stats;
-    if (bytes > 0) _ = stats.allocations.fetchAdd(1, .monotonic);
-    const now = stats.bytes_now.fetchAdd(bytes, .monotonic) + bytes;
-    _ = stats.bytes_peak.fetchMax(now, .monotonic);
-}
-
-/// States of exited threads, for the next threads (guarded by shared_lock):
-/// mimalloc-bench's mleak starts 50,000 threads, whose states (one mapping
-/// each, never unmapped) made 197 MiB of RSS with two tiers.
-var spare_states: ?*ThreadState = null;
-/// This thread's state went back to `spare_states` (its key destructor ran).
-threadlocal var thread_exited: bool = false;
-
 fn threadState() ?*ThreadState {
     if (thread_state) |ts| return ts;
-    if (initialising_here or !isReady() or thread_exited) return null;
-    if (takeSpareState()) |ts| {
-        ts.* = .{ .ledger = if (tier_count > 1) tier_ratio.Ledger.init(&config) else .{} };
-        thread_state = ts;
-        if (thread_key != std.math.maxInt(std.c.pthread_key_t)) _ = std.c.pthread_setspecific(thread_key, ts);
-        return ts;
-    }
-    const raw = linux.mmap(null, @sizeOf(ThreadState), .{ .READ = true, .WRITE = true }, .{ .TYPE = .PRIVATE, .ANONYMOUS = true }, -1, 0);
-    if (linux.errno(raw) != .SUCCESS) return null;
-    const ts: *ThreadState = @ptrFromInt(raw);
+    if (initialising_here or thread_exited or !isReady()) return null;
+    const ts = spareState() orelse return null;
     ts.* = .{ .ledger = if (tier_count > 1) tier_ratio.Ledger.init(&config) else .{} };
     thread_state = ts;
     if (thread_key != std.math.maxInt(std.c.pthread_key_t)) _ = std.c.pthread_setspecific(thread_key, ts);
     return ts;
 }
 
-fn takeSpareState() ?*ThreadState {
+/// A state an exited thread left, else one of a new batch of `states_per_map`.
+fn spareState() ?*ThreadState {
     _ = std.c.pthread_mutex_lock(&shared_lock);
     defer _ = std.c.pthread_mutex_unlock(&shared_lock);
-    const ts = spare_states orelse return null;
+    if (spare_states == null) {
+        const raw = linux.mmap(null, states_per_map * @sizeOf(ThreadState), .{ .READ = true, .WRITE = true }, .{ .TYPE = .PRIVATE, .ANONYMOUS = true }, -1, 0);
+        if (linux.errno(raw) != .SUCCESS) return null;
+        const batch: [*]ThreadState = @ptrFromInt(raw);
+        for (batch[0..states_per_map]) |*spare| {
+            spare.next_spare = spare_states;
+            spare_states = spare;
+        }
+    }
+    const ts = spare_states.?;
     spare_states = ts.next_spare;
     return ts;
 }
@@ -384,12 +413,13 @@ fn flushAll(ts: *ThreadState) void {
 fn threadExit(value: *anyopaque) callconv(.c) void {
     const ts: *ThreadState = @ptrCast(@alignCast(value));
     flushAll(ts);
-    // Later destructors of this thread book to the shared counts.
-    thread_state = null;
-    thread_exited = true;
     _ = std.c.pthread_mutex_lock(&shared_lock);
     defer _ = std.c.pthread_mutex_unlock(&shared_lock);
     if (tier_count > 1) shared_counts.add(ts.ledger.drain());
+    // The state serves the next thread; later destructors of this one book to the shared counts.
+    assert(thread_state == ts);
+    thread_state = null;
+    thread_exited = true;
     ts.next_spare = spare_states;
     spare_states = ts;
 }

@@ -89,13 +89,28 @@ export fn realloc(ptr: ?*anyopaque, size: usize) ?*anyopaque {
     const owner = pool_mod.ownerOf(address, "realloc");
     const old_size = pool_mod.ownedSize(owner);
     const p = pool_mod.ownedPool(owner);
-    const fresh = pool_mod.realloc(ptr, size, "realloc", p) orelse return null;
+    const fresh = pool_mod.realloc(ptr, size, "realloc", p) orelse return reallocElsewhere(ptr, old_size, size);
     const tier = memtier.tierOf(p);
     // Moved, or a huge block grown in place (mremap): the ledger follows.
     if (tier < memtier.max_tiers and (@intFromPtr(fresh) != address or size > old_size)) {
         memtier.account(tier, -@as(i64, @intCast(old_size)), false);
         memtier.account(tier, @intCast(pool_mod.usableSize(fresh, "realloc")), false);
     }
+    return fresh;
+}
+
+/// realloc when the block's own tier has no room for `size`: a block from the tiers with room
+/// (as malloc would pick, with its fallback), the contents copied, the old block freed. With
+/// one tier there is nowhere else to go: NULL, the block untouched.
+fn reallocElsewhere(ptr: ?*anyopaque, old_size: usize, size: usize) ?*anyopaque {
+    @branchHint(.cold);
+    if (memtier.tierCount() <= 1) return null;
+    const saved = std.c._errno().*;
+    const fresh = memtier.allocate(size, 0, false) orelse return null;
+    std.c._errno().* = saved;
+    const keep = @min(old_size, size);
+    @memcpy(fresh[0..keep], @as([*]const u8, @ptrCast(ptr))[0..keep]);
+    free(ptr);
     return fresh;
 }
 

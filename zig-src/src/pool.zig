@@ -363,7 +363,11 @@ pub const Pool = struct {
         var h = pool.huge_list;
         while (h) |x| : (h = x.next) {
             if (!chunk_source.privatize(x.map_base, x.map_bytes)) privatizeFailed();
+            // The rest of its last granule: the parent's file, never used here.
+            const tail = std.mem.alignForward(usize, x.map_bytes, chunk_source.granule_bytes) - x.map_bytes;
+            if (tail > 0) _ = linux.munmap(@ptrFromInt(x.map_base + x.map_bytes), tail);
         }
+        pool.source.file.unmapFreeInChild();
         pool.source = .anonymous;
     }
 
