@@ -8,7 +8,7 @@
 //! address, so `free` finds the header from the block's address in O(1) and
 //! can tell a foreign or interior pointer from the block's start.
 //!
-//! Freeing keeps the mapping in the pool's `Cache` when it is small against
+//! Freeing keeps an anonymous mapping in the pool's `Cache` when it is small against
 //! the pool's live huge bytes (at most `cache_slots` mappings and
 //! max(`cache_min_bytes`, live / 4) bytes): it is unregistered from page_map
 //! (a stale pointer is "not allocated" again), but keeps its pages and its
@@ -18,7 +18,10 @@
 //! pool, whose policy it already has: it is never handed to another pool.
 //! Cached mappings older than `cache_decay_ns` are unmapped at the pool's
 //! next huge operation or decay tick, and a block bigger than the cap (a
-//! program freeing its one 1 GiB buffer) is unmapped at once.
+//! program freeing its one 1 GiB buffer) is unmapped at once. File-backed
+//! (FS_DAX) mappings are never cached: their pages are tier capacity that the
+//! user capped, and a freed block's bytes go back to the file at once. The
+//! floor of 16 MiB bounds what a program that freed everything still holds.
 //!
 //! Growing: an anonymous block grows with mremap (in place if the address
 //! space after it is free, else moved to a new granule-aligned range): its
@@ -47,7 +50,7 @@ const cached_magic: u64 = 0x686d_6375_6765_3031; // "hmcuge01"
 pub const cache_slots = 8;
 /// Bytes of cached mappings a pool may always keep; more when a quarter of
 /// its live huge bytes is more.
-pub const cache_min_bytes: usize = 32 * 1024 * 1024;
+pub const cache_min_bytes: usize = 16 * 1024 * 1024;
 /// A cached mapping unused this long is unmapped.
 pub const cache_decay_ns: u64 = 1_000_000_000;
 
@@ -249,7 +252,8 @@ fn cacheOrUnmapLocked(pool: *Pool, h: *Huge, now: u64) void {
     const cache = &pool.huge_cache;
     const live = pool.stats.huge_bytes.load(.monotonic) - cache.bytes - h.map_bytes;
     const cap = @max(cache_min_bytes, live / 4);
-    if (h.map_bytes > cap) return unmapLocked(pool, h);
+    // A file tier's pages are capacity the user capped (PMEM_SIZE_LIMIT): never held back.
+    if (h.map_bytes > cap or pool.source != .anonymous) return unmapLocked(pool, h);
     while (true) {
         var free_slot: ?usize = null;
         var oldest: ?usize = null;
