@@ -86,6 +86,7 @@ pub fn free(h: *Huge) void {
 
 /// Unlinks and unmaps `h`. Caller holds the pool's page lock.
 pub fn releaseLocked(pool: *Pool, h: *Huge) void {
+    pool.page_lock.assertHeld();
     assert(h.magic == huge_magic and h.pool == pool);
     if (h.prev) |p| p.next = h.next else pool.huge_list = h.next;
     if (h.next) |n| n.prev = h.prev;
