@@ -51,10 +51,7 @@ import { runTopologyView, runUsageView } from "./lib/views.ts";
 /** A subcommand: its arguments (after its name) in, the process exit status out. */
 export type Subcommand = (args: string[]) => Promise<number>;
 
-/**
- * Subcommands by name. Reserved for modules to come — `memtier`, `topology`, `usage` —
- * each added here as one line, e.g. `["topology", topology.run]`, once it exists.
- */
+/** Subcommands by name: a new one is one line here, `["name", run]`. */
 const SUBCOMMANDS: ReadonlyMap<string, Subcommand> = new Map<string, Subcommand>([
   ["memtier", runMemtier],
   ["topology", runTopologyView],

@@ -8,7 +8,11 @@
  * - `residency.ts`: `residency(buf)` (pages per node), `migrate(buf, nodes)`; for a whole
  *   process, `processNumaUsage(pid)` from `numa_maps.ts`.
  * - `topology.ts`: nodes, CPUs, memory, distances, memory tiers, HMAT bandwidth and latency.
- * - `ffi/library.ts`: finding, building and opening libhmalloc.so.
+ * - `loadHmalloc()`: find (or build) libhmalloc.so before the first allocation.
+ *
+ * The FFI layer (the raw symbol table, the library's handle, the location chain) is not part of
+ * this entry: its `hfree` would free memory without detaching the buffer. Tools that need it
+ * import the advanced entry `@tiermem/tiermem/ffi` (`ffi/mod.ts`).
  *
  * @example
  * ```ts
@@ -34,9 +38,69 @@ import { preload } from "./lib/registry.ts";
 // that needs the library, so topology queries work without it.
 await preload();
 
-export * from "./lib/buffers.ts";
-export * from "./lib/pool.ts";
-export * from "./lib/residency.ts";
-export * from "./lib/topology.ts";
-export * from "./lib/numa_maps.ts";
-export * from "./ffi/library.ts";
+// Every export is named here on purpose: adding one is a decision about the public API.
+
+export {
+  allocScoped,
+  halignedAlloc,
+  hcalloc,
+  hfree,
+  hmalloc,
+  hmallocManaged,
+  hmallocUsableSize,
+  hmmap,
+  type HmmapOptions,
+  hmunmap,
+  hrealloc,
+  isHmallocBuffer,
+  loadHmalloc,
+  type ScopedBuffer,
+} from "./lib/buffers.ts";
+export type { LibraryLocation, LibrarySource, LocateOptions } from "./ffi/library.ts";
+export {
+  defaultPool,
+  livePoolCount,
+  type NodeSpec,
+  policyString,
+  Pool,
+  type PoolPolicy,
+} from "./lib/pool.ts";
+export {
+  type MemoryRange,
+  migrate,
+  type MigrateResult,
+  type Residency,
+  residency,
+  type ResidencyTarget,
+} from "./lib/residency.ts";
+export {
+  type AccessClass,
+  currentNode,
+  highestBandwidthNodes,
+  highestCapacityNodes,
+  type InitiatorOptions,
+  lowerTierNodes,
+  lowestLatencyNodes,
+  type MemoryTier,
+  nodeDistance,
+  type NodeInfo,
+  readMemoryTiers,
+  readTopology,
+  type SysfsReader,
+  sysfsReader,
+  type Topology,
+  type TopologyOptions,
+  topTierNodes,
+} from "./lib/topology.ts";
+export {
+  type MappingKind,
+  type MappingPolicy,
+  type NumaMapping,
+  type NumaUsage,
+  parseMappingPolicy,
+  parseNumaMaps,
+  processNumaUsage,
+  readNumaMaps,
+  type ReadNumaMapsOptions,
+  summarizeNumaMaps,
+} from "./lib/numa_maps.ts";

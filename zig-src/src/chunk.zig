@@ -96,6 +96,11 @@ pub const Chunk = struct {
 
     comptime {
         assert(header_pages < pages_per_chunk / 16);
+        // Chunk geometry: a power-of-two chunk (address → chunk is a mask) of whole
+        // pages, whose page bitmaps are whole words, and a header that fits its pages.
+        assert(std.math.isPowerOfTwo(chunk_bytes) and chunk_bytes % page_bytes == 0);
+        assert(map_words * 64 == pages_per_chunk);
+        assert(@sizeOf(Chunk) <= header_pages * page_bytes);
     }
 
     /// Sets up the header of a freshly mapped (zero, placed) chunk.
@@ -192,10 +197,16 @@ pub const Chunk = struct {
         }
     }
 
+    /// How many of the chunk's pages are dirty (free and still resident).
+    pub fn dirtyPages(c: *const Chunk) usize {
+        return countBits(&c.dirty_map, 0, pages_per_chunk);
+    }
+
     /// Marks pages of a run being handed out as in use (no longer dirty-free).
     pub fn takeDirty(c: *Chunk, run: *Run) usize {
         const start = c.runStart(run);
         const n = countBits(&c.dirty_map, start, run.pages);
+        assert(n <= run.pages);
         clearBits(&c.dirty_map, start, run.pages);
         clearBits(&c.old_dirty_map, start, run.pages);
         return n;

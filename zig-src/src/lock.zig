@@ -22,6 +22,8 @@
 //! lock-free paths (thread caches) pay nothing. A signal landing between the
 //! acquiring exchange and the store of the holder is not recognised (a window
 //! of one instruction).
+//! The same record lets a function named `…Locked` check its precondition
+//! (`assertHeld`, debug builds) instead of trusting its name.
 const std = @import("std");
 const builtin = @import("builtin");
 const linux = std.os.linux;
@@ -29,8 +31,8 @@ const assert = std.debug.assert;
 const report = @import("report.zig");
 
 const spin_limit = 100;
-const futex_wait_private = 128 | 0; // FUTEX_WAIT | FUTEX_PRIVATE_FLAG
-const futex_wake_private = 128 | 1; // FUTEX_WAKE | FUTEX_PRIVATE_FLAG
+const futex_wait_private: linux.FUTEX_OP = .{ .cmd = .WAIT, .private = true };
+const futex_wake_private: linux.FUTEX_OP = .{ .cmd = .WAKE, .private = true };
 
 pub const Lock = struct {
     state: std.atomic.Value(u32) = .init(0),
@@ -43,6 +45,12 @@ pub const Lock = struct {
         l.holder.store(threadPointer(), .monotonic);
     }
 
+    /// Debug builds: the calling thread holds `l` (the precondition of every
+    /// `…Locked` function). Release builds: nothing.
+    pub inline fn assertHeld(l: *const Lock) void {
+        assert(l.holder.load(.monotonic) == threadPointer());
+    }
+
     fn lockSlow(l: *Lock) void {
         @branchHint(.cold);
         if (l.holder.load(.monotonic) == threadPointer()) report.reentered();
@@ -53,7 +61,7 @@ pub const Lock = struct {
         }
         // Announce a sleeper (2) and sleep until the holder hands over.
         while (l.state.swap(2, .acquire) != 0) {
-            _ = linux.syscall4(.futex, @intFromPtr(&l.state.raw), futex_wait_private, 2, 0);
+            _ = linux.futex_4arg(&l.state.raw, futex_wait_private, 2, null);
         }
     }
 
@@ -62,7 +70,7 @@ pub const Lock = struct {
         l.holder.store(0, .monotonic);
         const previous = l.state.swap(0, .release);
         assert(previous != 0);
-        if (previous == 2) _ = linux.syscall3(.futex, @intFromPtr(&l.state.raw), futex_wake_private, 1);
+        if (previous == 2) _ = linux.futex_3arg(&l.state.raw, futex_wake_private, 1);
     }
 };
 
@@ -141,4 +149,13 @@ test "a lock held by another thread is waited for, not taken for re-entry" {
     std.Thread.yield() catch {};
     l.unlock();
     t.join();
+}
+
+test "a held lock knows its holder: assertHeld passes for the thread that locked it" {
+    var l: Lock = .{};
+    l.lock();
+    l.assertHeld();
+    try std.testing.expectEqual(threadPointer(), l.holder.load(.monotonic));
+    l.unlock();
+    try std.testing.expectEqual(@as(usize, 0), l.holder.load(.monotonic));
 }

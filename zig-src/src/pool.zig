@@ -261,6 +261,7 @@ pub const Pool = struct {
     /// A run of `pages`; `dirty_out`, if given, learns which of its pages
     /// were dirty (chunk.dirtyPagesOf) before they are taken.
     fn allocRunLocked(pool: *Pool, pages: usize, align_pages: usize, dirty_out: ?[]u64) ?*Run {
+        pool.page_lock.assertHeld();
         if (pool.hint) |c| if (c.allocRun(pages, align_pages)) |run| return pool.took(c, run, dirty_out);
         var it = pool.chunks;
         while (it) |c| : (it = c.next) {
@@ -277,10 +278,22 @@ pub const Pool = struct {
     inline fn took(pool: *Pool, c: *Chunk, run: *Run, dirty_out: ?[]u64) *Run {
         if (dirty_out) |out| c.dirtyPagesOf(run, out);
         pool.dirty_pages -= c.takeDirty(run);
+        pool.assertDirtyPages();
         return run;
     }
 
+    /// Debug builds: `dirty_pages` (written here as runs are taken, freed and
+    /// purged) equals the dirty bits of the pool's chunks (written by chunk.zig).
+    fn assertDirtyPages(pool: *const Pool) void {
+        if (!std.debug.runtime_safety) return;
+        var sum: usize = 0;
+        var it = pool.chunks;
+        while (it) |c| : (it = c.next) sum += c.dirtyPages();
+        assert(sum == pool.dirty_pages);
+    }
+
     fn newChunkLocked(pool: *Pool) ?*Chunk {
+        pool.page_lock.assertHeld();
         var e: linux.E = .SUCCESS;
         const base = chunk_source.map(&pool.source, &pool.policy, chunk_mod.chunk_bytes, &e, &pool.stats.mbind_calls) catch {
             report.setErrno(e);
@@ -299,10 +312,12 @@ pub const Pool = struct {
     }
 
     fn freeRunLocked(pool: *Pool, run: *Run) void {
+        pool.page_lock.assertHeld();
         const c = run.chunk();
         const start = c.runStart(run);
         const pages: usize = run.pages;
         pool.dirty_pages += c.freeRun(run);
+        defer pool.assertDirtyPages();
         // Over the cap: purge all but the run just freed, which the next
         // allocation of its size takes again (a program cycling one block
         // larger than the cap would otherwise fault all its pages in anew
@@ -333,6 +348,7 @@ pub const Pool = struct {
             pool.dirty_pages -= if (c == keep) c.purgeExcept(start, pages) else c.purge();
         }
         assert(pool.dirty_pages <= pages);
+        pool.assertDirtyPages();
     }
 
     /// Frees a large block (the run's first byte), called from `free`.

@@ -105,6 +105,8 @@ pub fn create(policy: *const Policy, source: pool_mod.ChunkSource) ?*Pool {
 }
 
 fn createLocked(policy: *const Policy, source: pool_mod.ChunkSource, slot: usize) ?*Pool {
+    // Held by this thread: a default (non-recursive) mutex answers EBUSY to its own holder.
+    if (std.debug.runtime_safety) assert(std.c.pthread_mutex_trylock(&lock) == .BUSY);
     assert(slots[slot].load(.monotonic) == null);
     const p: *Pool = spare[slot] orelse blk: {
         const raw = thread_cache.mapZeroed(@sizeOf(Pool)) orelse {

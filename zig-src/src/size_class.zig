@@ -4,8 +4,9 @@
 //! spaced 16 B apart (plus a lone 8 B class for tiny objects); from 128 B on,
 //! each power-of-two group [2^k, 2^(k+1)] holds four classes spaced 2^(k-2)
 //! apart: 160, 192, 224, 256, 320, ... — so internal fragmentation is at most
-//! 25% (20% past the first groups), and a class index is computed with a
-//! count-leading-zeros and two shifts, no table walk and no division.
+//! 25% (20% past the first groups). A request up to `lookup_max_bytes` (4 KiB)
+//! finds its class with one load from a table built at compile time; a larger
+//! one with a count-leading-zeros and two shifts: no search and no division.
 //!
 //! Classes up to `small_max_bytes` (32 KiB) are *small*: carved out of slabs
 //! and cached per thread. Bigger requests are *large* (page runs inside a
@@ -46,6 +47,12 @@ pub const count: usize = class_table.len;
 comptime {
     assert(class_table[count - 1] == small_max_bytes);
     assert(count <= std.math.maxInt(ClassIndex));
+    // Design facts: classes strictly increase, and each keeps the minimum alignment
+    // (the lone 8 B class aside), so rounding up to a class never misaligns a block.
+    for (class_table[1..], class_table[0 .. count - 1]) |size, smaller| {
+        assert(size > smaller);
+        assert(size % min_alignment_bytes == 0);
+    }
 }
 
 fn buildClassTable() [countClasses()]u32 {

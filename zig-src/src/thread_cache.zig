@@ -6,7 +6,8 @@
 //! the pool's bin; a full one gives its older half back (slab.zig).
 //!
 //! The only hot thread-local variable is one pointer (`current()`), so a library
-//! that Deno dlopens keeps within the static TLS surplus (see PITFALLS.md);
+//! that Deno dlopens keeps within the static TLS surplus (a large initial-exec
+//! TLS block makes dlopen fail: "cannot allocate memory in static TLS block");
 //! the caches themselves are mmap'ed per thread and returned by a pthread key
 //! destructor when the thread exits, after giving their blocks back.
 //!
