@@ -56,7 +56,7 @@ export {
   loadHmalloc,
   type ScopedBuffer,
 } from "./lib/buffers.ts";
-export type { LibraryLocation, LibrarySource, LocateOptions } from "./ffi/library.ts";
+export type { LibraryLocation, LibraryName, LibrarySource, LocateOptions } from "./ffi/library.ts";
 export {
   defaultPool,
   livePoolCount,

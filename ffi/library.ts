@@ -44,7 +44,7 @@ export const libraryEnvVars: Readonly<Record<LibraryName, string>> = {
 };
 
 /** The environment variable naming libhmalloc.so. */
-export const libraryEnvVar = libraryEnvVars.hmalloc;
+export const libraryEnvVar: string = libraryEnvVars.hmalloc;
 
 /** The package version: the cache directory's name. */
 export const libraryVersion: string = denoConfig.version;

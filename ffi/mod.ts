@@ -32,7 +32,10 @@ export {
   HmallocLibrary,
   type HmallocSymbols,
   libraryEnvVar,
+  libraryEnvVars,
+  libraryFileNames,
   type LibraryLocation,
+  type LibraryName,
   type LibrarySource,
   libraryVersion,
   localBuildPath,
@@ -45,3 +48,13 @@ export {
   symbols,
   zigVersion,
 } from "./library.ts";
+export type { ZigBuildOptions } from "./zig_build.ts";
+export {
+  type DistFile,
+  type DistManifest,
+  installPrebuilt,
+  platformKey,
+  type PrebuiltResult,
+  readManifest,
+  sha256Hex,
+} from "./prebuilt.ts";
