@@ -8,6 +8,8 @@
  * - `residency.ts`: `residency(buf)` (pages per node), `migrate(buf, nodes)`; for a whole
  *   process, `processNumaUsage(pid)` from `numa_maps.ts`.
  * - `topology.ts`: nodes, CPUs, memory, distances, memory tiers, HMAT bandwidth and latency.
+ * - `tiering.ts`: `startTiering({ pid, fast, slow, fastMax })` keeps a running process's hot pages
+ *   on the fast nodes within a budget (DAMON + move_pages; `docs/tiering.md`).
  * - `ffi/library.ts`: finding, building and opening libhmalloc.so.
  *
  * @example
@@ -31,4 +33,18 @@ export * from "./lib/pool.ts";
 export * from "./lib/residency.ts";
 export * from "./lib/topology.ts";
 export * from "./lib/numa_maps.ts";
+export {
+  checkAccess,
+  checkTiering,
+  type FastMax,
+  startTiering,
+  type TieringEnd,
+  type TieringEnvironment,
+  TieringError,
+  type TieringFigures,
+  type TieringOptions,
+  type TieringPlanTarget,
+  type TieringSession,
+} from "./lib/tiering.ts";
+export type { DamonFs, DamonRegion, MonitoringAttrs } from "./lib/damon.ts";
 export * from "./ffi/library.ts";

@@ -41,7 +41,11 @@ import { readTopology, type Topology } from "./topology.ts";
 
 /** A precondition or runtime failure of tiering: `message` is the one line to show. */
 export class TieringError extends Error {
-  /** @param message one line naming the problem. */
+  /**
+   * Makes the error.
+   *
+   * @param message one line naming the problem.
+   */
   constructor(message: string) {
     super(message);
     this.name = "TieringError";

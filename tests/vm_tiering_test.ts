@@ -6,7 +6,7 @@
  * node 2, a 64 MiB window read in a loop, the window moved every phase; it prints its own page
  * counts every second. `cli.ts tier` runs as a user types it.
  *
- * Timing under TCG: the guest is ~12x slower than the host, so the phases are 15 s (the issue's
+ * Timing under TCG: the guest is ~12x slower than the host, so the phases are 12 s (the issue's
  * bound is 10 s to 90%) and tiering's interval is the default 1 s.
  */
 
@@ -22,7 +22,7 @@ const exe = "tests/out/hot_window";
 const tier = `${deno} run -A cli.ts tier`;
 const admin = "/sys/kernel/mm/damon/admin";
 const budgetMib = 128;
-const phaseS = 15;
+const phaseS = 12;
 const afterCheck = [
   `echo "after: nr_kdamonds=$(cat ${admin}/kdamonds/nr_kdamonds)"`,
   `echo "after: records=$(ls /run/tiermem 2>/dev/null | wc -l)"`,
@@ -58,7 +58,7 @@ const steps: Step[] = [
     key: "numa-balancing",
     script: [
       "echo 2 > /proc/sys/kernel/numa_balancing",
-      `${exe} 512 64 2 25 1000 0 2`,
+      `${exe} 512 64 2 20 1000 0 2`,
       "rc=$?",
       "echo 0 > /proc/sys/kernel/numa_balancing",
       "exit $rc",
@@ -67,11 +67,16 @@ const steps: Step[] = [
   {
     key: "pid",
     script: [
-      `${exe} 512 64 2 ${phaseS} 1000 0 2 > tests/out/hot_window_pid.log & pid=$!`,
+      "rm -f /tmp/go",
+      `env HOT_WINDOW_GO=/tmp/go ${exe} 512 64 2 ${phaseS} 1000 0 2 > tests/out/hot_window_pid.log & pid=$!`,
       `until grep -q ready tests/out/hot_window_pid.log; do sleep 0.2; done`,
-      `${tier} --json --fast 0 --slow 2 --fast-max ${budgetMib}M --pid $pid`,
+      `${tier} --json --fast 0 --slow 2 --fast-max ${budgetMib}M --pid $pid 2> tests/out/tier_pid.log & tpid=$!`,
+      `until grep -q "tier: engine" tests/out/tier_pid.log; do sleep 0.2; done`,
+      "touch /tmp/go",
+      "wait $tpid",
       `echo "tier rc=$?"`,
       "wait $pid",
+      "cat tests/out/tier_pid.log",
       "cat tests/out/hot_window_pid.log",
       afterCheck,
     ].join("\n"),

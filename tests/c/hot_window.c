@@ -16,6 +16,9 @@
  * Transparent huge pages are off for the mapping (MADV_NOHUGEPAGE) so that pages are counted and
  * moved 4 KiB at a time.
  *
+ * With HOT_WINDOW_GO=PATH in the environment it waits, after the "ready" line, until PATH exists
+ * before the first phase (so that a tiering process attached with --pid sees every phase).
+ *
  * usage: hot_window TOTAL_MIB WINDOW_MIB PHASES PHASE_S REPORT_MS FAST_NODE SLOW_NODE
  */
 #define _GNU_SOURCE
@@ -112,6 +115,8 @@ int main(int argc, char **argv)
     double start_slow = pct_on(p, n, 1, slow, pages, status);
     printf("{\"ready\":true,\"pid\":%d,\"slow_pct\":%.2f}\n", getpid(), start_slow);
     fflush(stdout);
+    const char *go = getenv("HOT_WINDOW_GO");
+    while (go != NULL && access(go, F_OK) != 0) usleep(50 * 1000);
     volatile unsigned long sum = 0;
     size_t wpages = window / page;
     for (int ph = 0; ph < phases; ph++) {
