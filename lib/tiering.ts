@@ -34,7 +34,13 @@ import {
 } from "./damon.ts";
 import { readNumaMaps, summarizeNumaMaps } from "./numa_maps.ts";
 import { sym } from "./registry.ts";
-import { type PlanLimits, planMoves, type PlanRegion } from "./tiering_plan.ts";
+import {
+  DEFAULT_HOT_SHARE,
+  hotThreshold,
+  type PlanLimits,
+  planMoves,
+  type PlanRegion,
+} from "./tiering_plan.ts";
 import { recordClaim, removeClaimRecord } from "./tiering_state.ts";
 import { formatNodeList } from "./node_list.ts";
 import { readTopology, type Topology } from "./topology.ts";
@@ -79,6 +85,8 @@ export interface TieringOptions {
   monitoring?: MonitoringAttrs;
   /** A region is hot from this `nr_accesses` on (default 1). */
   hotMinAccesses?: number;
+  /** A region is hot only with this share (0-1) of the hottest region's `nr_accesses` (default 0.5). */
+  hotShare?: number;
   /** Aggregation intervals unaccessed before a region may be demoted to make room (default 5). */
   coldMinAge?: number;
   /** Aggregation intervals unaccessed before a region is demoted anyway (default 100). */
@@ -411,6 +419,7 @@ export function startTiering(options: TieringOptions): TieringSession {
 
   const limits = {
     hotMinAccesses: options.hotMinAccesses ?? 1,
+    hotShare: options.hotShare ?? DEFAULT_HOT_SHARE,
     coldMinAge: options.coldMinAge ?? 5,
     idleMinAge: options.idleMinAge ?? 100,
     ratePages: Math.max(1, Math.floor((rate * intervalMs) / 1000 / PAGE)),
@@ -502,8 +511,9 @@ export function startTiering(options: TieringOptions): TieringSession {
     const promoted = movePages(options.pid, BigUint64Array.from(toFast), target.fast);
     let hotPages = 0;
     let hotOnFast = 0;
+    const hotFrom = hotThreshold(planRegions, limits);
     planRegions.forEach((r, i) => {
-      if (r.nrAccesses < limits.hotMinAccesses) return;
+      if (r.nrAccesses < hotFrom) return;
       hotPages += r.fastPages + r.slowPages;
       hotOnFast += Math.max(0, r.fastPages + plan.promote[i] - plan.demote[i]);
     });

@@ -7,8 +7,12 @@
  * 1. **Budget first.** When the program already has more pages on the fast nodes than the budget,
  *    demote until it fits: cold regions first (no access, oldest first), then the least accessed.
  *    The budget is a hard limit; hysteresis never keeps it exceeded.
- * 2. **Promote the hottest.** Regions with `nrAccesses >= hotMinAccesses`, hottest (then oldest,
- *    i.e. steadiest) first, have their slow pages promoted while the budget has room.
+ * 2. **Promote the hottest.** A region is hot when it was accessed at all (`nrAccesses >= 1`),
+ *    at least `hotMinAccesses`, and at least `hotShare` of the hottest region's `nrAccesses`.
+ *    Hot regions, hottest (then oldest, i.e. steadiest) first, have their slow pages promoted
+ *    while the budget has room. Free budget is never filled with anything else: a region only
+ *    partly hot (DAMON's `nr_accesses` is then a fraction of the hot one's) or touched once at
+ *    set-up stays on the slow nodes, since promoting it would spend fast memory on cold pages.
  * 3. **Make room only from the cold.** When the budget is full, room for a hot region is made by
  *    demoting regions that have been unaccessed for `coldMinAge` aggregation intervals — never a
  *    warm or hot one. That is the hysteresis: a page promoted because it was hot stays until it has
@@ -43,8 +47,13 @@ export interface PlanLimits {
   fastUsedPages: number;
   /** Most pages moved (both ways) this interval. */
   ratePages: number;
-  /** A region is hot from this `nr_accesses` on. */
+  /** A region is hot from this `nr_accesses` on (1 at the least: never an unaccessed region). */
   hotMinAccesses: number;
+  /**
+   * A region is hot only with at least this share (0-1) of the hottest region's `nr_accesses`
+   * (default 0.5), so lukewarm regions do not fill the free budget.
+   */
+  hotShare?: number;
   /** A region is cold (demotable to make room) after this many aggregation intervals unaccessed. */
   coldMinAge: number;
   /** A region is idle (demoted anyway) after this many aggregation intervals unaccessed. */
@@ -57,6 +66,30 @@ export interface Plan {
   promote: number[];
   /** Pages to demote from each region's fast pages. */
   demote: number[];
+}
+
+/** Default {@link PlanLimits.hotShare}. */
+export const DEFAULT_HOT_SHARE = 0.5;
+
+/**
+ * The smallest `nr_accesses` that counts as hot among `regions` (rule 2 of the module doc).
+ *
+ * @example
+ * ```ts
+ * import { hotThreshold } from "./tiering_plan.ts";
+ * const t = hotThreshold([{ nrAccesses: 20, age: 1, fastPages: 0, slowPages: 1 }], {
+ *   hotMinAccesses: 1,
+ * });
+ * console.log(t); // 10
+ * ```
+ */
+export function hotThreshold(
+  regions: readonly PlanRegion[],
+  limits: Pick<PlanLimits, "hotMinAccesses" | "hotShare">,
+): number {
+  const hottest = regions.reduce((m, r) => Math.max(m, r.nrAccesses), 0);
+  const share = limits.hotShare ?? DEFAULT_HOT_SHARE;
+  return Math.max(1, limits.hotMinAccesses, Math.ceil(share * hottest));
 }
 
 /**
@@ -88,7 +121,8 @@ export function planMoves(regions: readonly PlanRegion[], limits: PlanLimits): P
   let used = limits.fastUsedPages;
   let rate = Math.max(0, limits.ratePages);
   const index = regions.map((_, i) => i);
-  const isHot = (r: PlanRegion): boolean => r.nrAccesses >= limits.hotMinAccesses;
+  const hotFrom = hotThreshold(regions, limits);
+  const isHot = (r: PlanRegion): boolean => r.nrAccesses >= hotFrom;
   const isCold = (r: PlanRegion): boolean => r.nrAccesses === 0 && r.age >= limits.coldMinAge;
   // Coldest first: unaccessed for longest, then least accessed.
   const coldOrder = index

@@ -36,11 +36,34 @@ const region = (nrAccesses: number, age: number, fastPages: number, slowPages: n
 
 Deno.test("planMoves promotes the hottest region first and stops at the budget", () => {
   const plan = planMoves(
-    [region(2, 1, 0, 800), region(18, 1, 0, 800), region(0, 1, 0, 5000)],
+    [region(12, 1, 0, 800), region(18, 1, 0, 800), region(0, 1, 0, 5000)],
     limits({ budgetPages: 1000, fastUsedPages: 100 }),
   );
   assert.deepEqual(plan.promote, [100, 800, 0]);
   assert.deepEqual(plan.demote, [0, 0, 0]);
+});
+
+Deno.test("planMoves never promotes an unaccessed region into free budget", () => {
+  const plan = planMoves([region(0, 0, 0, 100)], limits({ hotMinAccesses: 0 }));
+  assert.deepEqual(plan, { promote: [0], demote: [0] });
+});
+
+Deno.test("planMoves leaves a lukewarm region on the slow nodes even with free budget", () => {
+  // A window read in a loop (20 of 20 samples), a region only partly in it (6), a region whose
+  // pages were touched once at set-up (1): only the window is promoted; the budget has room left.
+  const plan = planMoves(
+    [region(20, 3, 0, 100), region(6, 2, 0, 100), region(1, 0, 0, 100)],
+    limits(),
+  );
+  assert.deepEqual(plan, { promote: [100, 0, 0], demote: [0, 0, 0] });
+});
+
+Deno.test("planMoves promotes every region at least hotShare as hot as the hottest", () => {
+  const plan = planMoves(
+    [region(20, 3, 0, 100), region(10, 3, 0, 100), region(9, 3, 0, 100)],
+    limits(),
+  );
+  assert.deepEqual(plan.promote, [100, 100, 0]);
 });
 
 Deno.test("planMoves makes room for a hot region only from regions cold for coldMinAge", () => {
