@@ -47,6 +47,7 @@ import { launch, LaunchError } from "./lib/launch.ts";
 import { runMemtier } from "./lib/memtier_launch.ts";
 import { readNodeTopology } from "./lib/node_list.ts";
 import { runTopologyView, runUsageView } from "./lib/views.ts";
+import { runTier } from "./lib/tier_run.ts";
 
 /** A subcommand: its arguments (after its name) in, the process exit status out. */
 export type Subcommand = (args: string[]) => Promise<number>;
@@ -54,6 +55,7 @@ export type Subcommand = (args: string[]) => Promise<number>;
 /** Subcommands by name: a new one is one line here, `["name", run]`. */
 const SUBCOMMANDS: ReadonlyMap<string, Subcommand> = new Map<string, Subcommand>([
   ["memtier", runMemtier],
+  ["tier", runTier],
   ["topology", runTopologyView],
   ["usage", runUsageView],
 ]);

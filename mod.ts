@@ -8,7 +8,9 @@
  * - `residency.ts`: `residency(buf)` (pages per node), `migrate(buf, nodes)`; for a whole
  *   process, `processNumaUsage(pid)` from `numa_maps.ts`.
  * - `topology.ts`: nodes, CPUs, memory, distances, memory tiers, HMAT bandwidth and latency.
- * - `loadHmalloc()`: find (or build) libhmalloc.so before the first allocation.
+ * - `tiering.ts`: `startTiering({ pid, fast, slow, fastMax })` keeps a running process's hot pages
+ *   on the fast nodes within a budget (DAMON + move_pages; `docs/tiering.md`).
+ * - importing this module finds and opens libhmalloc.so (`loadHmalloc()` is optional).
  *
  * The FFI layer (the raw symbol table, the library's handle, the location chain) is not part of
  * this entry: its `hfree` would free memory without detaching the buffer. Tools that need it
@@ -104,3 +106,17 @@ export {
   type ReadNumaMapsOptions,
   summarizeNumaMaps,
 } from "./lib/numa_maps.ts";
+export {
+  checkAccess,
+  checkTiering,
+  type FastMax,
+  startTiering,
+  type TieringEnd,
+  type TieringEnvironment,
+  TieringError,
+  type TieringFigures,
+  type TieringOptions,
+  type TieringPlanTarget,
+  type TieringSession,
+} from "./lib/tiering.ts";
+export type { DamonFs, DamonRegion, MonitoringAttrs } from "./lib/damon.ts";

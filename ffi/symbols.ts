@@ -209,6 +209,21 @@ export const symbols = {
     ],
     result: "i64", // long (pages not moved, or -errno)
   },
+  /**
+   * `long hm_move_pages(int pid, size_t count, const void *const *pages, const int *nodes,
+   * int *status, int flags)`
+   */
+  hm_move_pages: {
+    parameters: [
+      "i32", // int pid
+      "usize", // size_t count
+      "buffer", // const void *const *pages (BigUint64Array)
+      "buffer", // const int *nodes (Int32Array, or null to query)
+      "buffer", // int *status (out, Int32Array)
+      "i32", // int flags
+    ],
+    result: "i64", // long (0, pages not migrated, or -errno)
+  },
 } as const satisfies Deno.ForeignLibraryInterface;
 
 /** The type of {@link symbols}. */

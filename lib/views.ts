@@ -13,6 +13,7 @@
  * @module
  */
 
+import { runHeatView } from "./heat.ts";
 import { formatNodeList } from "./node_list.ts";
 import { type MappingKind, processNumaUsage } from "./numa_maps.ts";
 import {
@@ -159,15 +160,16 @@ function usageError(io: Io, message: string, usage: string): number {
 }
 
 const topologyUsage = "cli.ts topology [--json]";
-const usageUsage = "cli.ts usage PID [--json]";
+const usageUsage = "cli.ts usage PID [--json | --heat]";
 
 /** Parses `[--json] [--help]` plus positional arguments. */
 function parseArgs(
   args: readonly string[],
-): { json: boolean; help: boolean; positional: string[]; bad?: string } {
-  const result = { json: false, help: false, positional: [] as string[] };
+): { json: boolean; heat: boolean; help: boolean; positional: string[]; bad?: string } {
+  const result = { json: false, heat: false, help: false, positional: [] as string[] };
   for (const arg of args) {
     if (arg === "--json") result.json = true;
+    else if (arg === "--heat") result.heat = true;
     else if (arg === "--help" || arg === "-h") result.help = true;
     else if (arg.startsWith("-") && arg !== "-") return { ...result, bad: arg };
     else result.positional.push(arg);
@@ -345,7 +347,7 @@ function usageText(io: Io, data: UsageJson): string {
 }
 
 /**
- * `usage PID [--json]`: the per-node MiB of a running process (from `/proc/PID/numa_maps`), split
+ * `usage PID [--json | --heat]` (`--heat`: DAMON's view, `heat.ts`): the per-node MiB of a running process (from `/proc/PID/numa_maps`), split
  * by mapping kind, with a share bar per node. Returns the exit status (1 when the process cannot
  * be read, 2 for usage errors).
  *
@@ -389,6 +391,7 @@ export function runUsageView(args: string[], options: ViewOptions = {}): Promise
     }
     throw error;
   }
+  if (parsed.heat) return runHeatView(pid, io);
   io.out(parsed.json ? JSON.stringify(data, null, 2) + "\n" : usageText(io, data));
   return Promise.resolve(0);
 }

@@ -194,7 +194,7 @@ Deno.test("usage: missing/bad PID exit 2, a vanished process exits 1 naming it",
   assert.deepEqual(await capture(runUsageView, [], { root: tree.root }), {
     status: 2,
     out: "",
-    err: "usage: missing PID\nUsage: cli.ts usage PID [--json]\n",
+    err: "usage: missing PID\nUsage: cli.ts usage PID [--json | --heat]\n",
   });
   const bad = await capture(runUsageView, ["12ab"], { root: tree.root });
   assert.equal(bad.status, 2);

@@ -104,6 +104,12 @@ long hm_residency(const void *addr, size_t length, size_t *pages_per_node, size_
  * could not be moved, or -errno (-EINVAL for a bad node list). */
 long hm_migrate(void *addr, size_t length, const char *nodes);
 
+/* move_pages(2) on process pid (0 = this one), as the kernel defines it:
+ * nodes NULL queries, else moves each page to nodes[i]; per-page node or
+ * -errno in status. Returns 0, the number of pages not migrated, or -errno. */
+long hm_move_pages(int pid, size_t count, const void *const *pages, const int *nodes, int *status,
+                   int flags);
+
 #ifdef __cplusplus
 }
 #endif

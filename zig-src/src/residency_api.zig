@@ -1,4 +1,5 @@
-//! C exports of hmalloc.h's residency functions: hm_residency, hm_migrate.
+//! C exports of hmalloc.h's residency functions: hm_residency, hm_migrate,
+//! hm_move_pages (move_pages(2) on another process, for the tiering engine).
 //!
 //! Thin by design: check the C arguments, translate (a node-list string
 //! into a NodeMask against this process's usable nodes), delegate to
@@ -38,6 +39,21 @@ export fn hm_migrate(addr: ?*anyopaque, length: usize, nodes: ?[*:0]const u8) c_
     };
     if (!mask.isSubsetOf(usable)) return negErrno(.INVAL);
     return residency.migrate(@intFromPtr(addr), length, mask);
+}
+
+/// move_pages(2) on process `pid` (0 = this one): query (`nodes` NULL) or
+/// move `count` pages; per-page results in `status`. Returns the kernel's
+/// result (0, or pages not migrated) or -errno. A raw pass-through because
+/// glibc has no wrapper (libnuma has) and Deno's FFI cannot call the
+/// variadic syscall(2): the tiering engine batches its own page arrays.
+export fn hm_move_pages(pid: c_int, count: usize, pages: ?[*]const usize, nodes: ?[*]const c_int, status: ?[*]c_int, flags: c_int) c_long {
+    if (count == 0) return 0;
+    if (pages == null or status == null or pid < 0) return negErrno(.INVAL);
+    const rc = linux.syscall6(.move_pages, @as(usize, @intCast(pid)), count, @intFromPtr(pages), @intFromPtr(nodes), @intFromPtr(status), @as(usize, @intCast(@as(c_uint, @bitCast(flags)))));
+    return switch (linux.errno(rc)) {
+        .SUCCESS => @intCast(rc),
+        else => |e| negErrno(e),
+    };
 }
 
 const testing = std.testing;
@@ -93,4 +109,19 @@ test "hm_residency and hm_migrate refuse a range at NULL or one that wraps aroun
     // The page itself is still counted.
     try testing.expectEqual(@as(c_long, 0), hm_residency(@ptrFromInt(base), page, &counts, counts.len));
     try testing.expectEqual(@as(usize, 1), counts[0]);
+}
+
+test "hm_move_pages queries this process's pages and refuses NULL arrays" {
+    const page = std.heap.pageSize();
+    const base = linux.mmap(null, 2 * page, .{ .READ = true, .WRITE = true }, .{ .TYPE = .PRIVATE, .ANONYMOUS = true }, -1, 0);
+    try testing.expectEqual(linux.E.SUCCESS, linux.errno(base));
+    defer _ = linux.munmap(@ptrFromInt(base), 2 * page);
+    @as(*volatile u8, @ptrFromInt(base)).* = 1;
+    const pages = [2]usize{ base, base + page };
+    var status: [2]c_int = undefined;
+    try testing.expectEqual(@as(c_long, 0), hm_move_pages(0, 2, &pages, null, &status, 0));
+    try testing.expect(status[0] >= 0);
+    try testing.expectEqual(-@as(c_int, @backingInt(linux.E.NOENT)), status[1]);
+    try testing.expectEqual(negErrno(.INVAL), hm_move_pages(0, 2, null, null, &status, 0));
+    try testing.expectEqual(@as(c_long, 0), hm_move_pages(0, 0, null, null, null, 0));
 }
