@@ -21,6 +21,7 @@
  * @module
  */
 
+import { fileURLToPath } from "node:url";
 import { type HmallocSymbols, symbols } from "./symbols.ts";
 import { installPrebuilt, platformKey } from "./prebuilt.ts";
 import { buildLibrary, findZig, readZigSources, zigVersion } from "./zig_build.ts";
@@ -119,7 +120,7 @@ export function localBuildPath(
   library: LibraryName = "hmalloc",
 ): string | undefined {
   const url = new URL(`../zig-src/zig-out/lib/${libraryFileNames[library]}`, moduleUrl);
-  return url.protocol === "file:" ? decodeURIComponent(url.pathname) : undefined;
+  return url.protocol === "file:" ? fileURLToPath(url) : undefined;
 }
 
 /**

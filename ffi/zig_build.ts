@@ -11,6 +11,7 @@
  * @module
  */
 
+import { fileURLToPath } from "node:url";
 import denoConfig from "../deno.json" with { type: "json" };
 
 /** The Zig version the sources are written for (`deno.json`'s `toolchains`). */
@@ -44,7 +45,7 @@ export async function findZig(moduleUrl: string | URL = import.meta.url): Promis
 > {
   const candidates = [["zig"], ["python3", "-m", "ziglang"]];
   const venv = new URL("../.tools/venv/bin/python3", moduleUrl);
-  if (venv.protocol === "file:") candidates.splice(1, 0, [venv.pathname, "-m", "ziglang"]);
+  if (venv.protocol === "file:") candidates.splice(1, 0, [fileURLToPath(venv), "-m", "ziglang"]);
   for (const command of candidates) {
     if (await runs([...command, "version"])) return command;
   }

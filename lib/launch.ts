@@ -23,6 +23,8 @@
  * @module
  */
 
+import { constants } from "node:os";
+
 /** The signals {@link launch} forwards to the program while it runs. */
 export const FORWARDED_SIGNALS: readonly Deno.Signal[] = [
   "SIGINT",
@@ -33,42 +35,6 @@ export const FORWARDED_SIGNALS: readonly Deno.Signal[] = [
 
 /** execvp's search path when `PATH` is unset. */
 export const DEFAULT_PATH = "/bin:/usr/bin";
-
-/** Linux signal numbers (x86-64 and the generic ABI of arm64/riscv64 agree). */
-const SIGNAL_NUMBERS: Readonly<Partial<Record<Deno.Signal, number>>> = {
-  SIGHUP: 1,
-  SIGINT: 2,
-  SIGQUIT: 3,
-  SIGILL: 4,
-  SIGTRAP: 5,
-  SIGABRT: 6,
-  SIGBUS: 7,
-  SIGFPE: 8,
-  SIGKILL: 9,
-  SIGUSR1: 10,
-  SIGSEGV: 11,
-  SIGUSR2: 12,
-  SIGPIPE: 13,
-  SIGALRM: 14,
-  SIGTERM: 15,
-  SIGSTKFLT: 16,
-  SIGCHLD: 17,
-  SIGCONT: 18,
-  SIGSTOP: 19,
-  SIGTSTP: 20,
-  SIGTTIN: 21,
-  SIGTTOU: 22,
-  SIGURG: 23,
-  SIGXCPU: 24,
-  SIGXFSZ: 25,
-  SIGVTALRM: 26,
-  SIGPROF: 27,
-  SIGWINCH: 28,
-  SIGIO: 29,
-  SIGPOLL: 29,
-  SIGPWR: 30,
-  SIGSYS: 31,
-};
 
 /** A program that cannot be run; its message names the program. */
 export class LaunchError extends Error {
@@ -141,7 +107,7 @@ export function findProgram(program: string, searchPath: string = DEFAULT_PATH):
  * ```
  */
 export function signalExitCode(signal: Deno.Signal): number {
-  const number = SIGNAL_NUMBERS[signal];
+  const number = (constants.signals as Readonly<Record<string, number | undefined>>)[signal];
   if (number === undefined) throw new RangeError(`unknown signal "${signal}"`);
   return 128 + number;
 }

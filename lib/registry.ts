@@ -31,6 +31,8 @@
  * @module
  */
 
+import { getSystemErrorName } from "node:util";
+
 import {
   type HmallocLibrary,
   type HmallocSymbols,
@@ -581,21 +583,14 @@ export function pointerOf(buffer: ArrayBuffer): Deno.PointerObject | undefined {
 
 // ---- errno --------------------------------------------------------------------
 
-const errnoNames: Record<number, string> = {
-  1: "EPERM",
-  12: "ENOMEM",
-  13: "EACCES",
-  14: "EFAULT",
-  16: "EBUSY",
-  19: "ENODEV",
-  22: "EINVAL",
-  28: "ENOSPC",
-  38: "ENOSYS",
-};
-
 /** `ENOMEM (12)`-style text for an errno value. */
 export function errnoName(errno: number): string {
-  return `${errnoNames[errno] ?? "errno"} (${errno})`;
+  let name = "errno";
+  try {
+    const known = getSystemErrorName(-errno); // libuv's names take negative errno values
+    if (!known.startsWith("Unknown")) name = known;
+  } catch { /* not an errno value: "errno (N)" */ }
+  return `${name} (${errno})`;
 }
 
 let libc: Deno.DynamicLibrary<{ __errno_location: { parameters: []; result: "pointer" } }> | null =
