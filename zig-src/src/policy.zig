@@ -41,7 +41,7 @@
 //! back; rotating spreads the chunks over the set, still falling back to
 //! other nodes when the preferred one is full, as preferred-many does.
 //!
-//! Kernel support for the newer modes is probed once (numa.zig); the
+//! Kernel support for the newer modes is probed once (numa_syscalls.zig); the
 //! round-robin turns live in atomics indexed by a hash of the policy
 //! (apply takes `*const`; equal policies share a sequence, still fair).
 //!
