@@ -10,7 +10,10 @@ import denoConfig from "../deno.json" with { type: "json" };
 Deno.test("mod.ts exports exactly the user-facing values (types are checked by deno doc)", () => {
   deepStrictEqual(Object.keys(main).sort(), [
     "Pool",
+    "TieringError",
     "allocScoped",
+    "checkAccess",
+    "checkTiering",
     "currentNode",
     "defaultPool",
     "halignedAlloc",
@@ -39,6 +42,7 @@ Deno.test("mod.ts exports exactly the user-facing values (types are checked by d
     "readNumaMaps",
     "readTopology",
     "residency",
+    "startTiering",
     "summarizeNumaMaps",
     "sysfsReader",
     "topTierNodes",
