@@ -4,11 +4,11 @@ import {
   hmctlErrorText,
   hmctlHelp,
   type HmctlPolicy,
+  hmctlPolicyString,
   type HmctlRequest,
   hmctlUsage,
   MPOL_MODE,
   parseHmctlArgs,
-  hmctlPolicyString,
   policyEnv,
 } from "../lib/hmctl_options.ts";
 import type { NodeTopology } from "../lib/node_list.ts";
