@@ -32,14 +32,10 @@
  */
 
 import { type NodeTopology, parseNodeList } from "./node_list.ts";
+import { POLICY_MODES, type PolicyModeName } from "./policy_names.ts";
 
 /** The placement policies hmctl sets (names as in ARCHITECTURE.md and `HMALLOC_POLICY`). */
-export type PolicyMode =
-  | "bind"
-  | "preferred"
-  | "preferred-many"
-  | "interleave"
-  | "weighted-interleave";
+export type PolicyMode = Exclude<PolicyModeName, "default">;
 
 /** A resolved policy: its mode and the nodes it names, ascending. */
 export interface HmctlPolicy {
@@ -60,13 +56,9 @@ export type HmctlRequest =
   };
 
 /** Linux's `MPOL_*` number of each mode (`HMALLOC_MPOL_MODE`). */
-export const MPOL_MODE: Readonly<Record<PolicyMode, number>> = {
-  "preferred": 1,
-  "bind": 2,
-  "interleave": 3,
-  "preferred-many": 5,
-  "weighted-interleave": 6,
-};
+export const MPOL_MODE: Readonly<Record<PolicyMode, number>> = Object.fromEntries(
+  POLICY_MODES.filter((m) => m.name !== "default").map((m) => [m.name, m.mpol]),
+) as Record<PolicyMode, number>;
 
 /** The environment variables hmctl owns; {@link hmctlEnv} replaces all of them. */
 export const HMCTL_ENV_NAMES: readonly string[] = [
@@ -87,11 +79,11 @@ interface OptionSpec {
 }
 
 const OPTIONS: readonly OptionSpec[] = [
-  { long: "membind", short: "m", action: "bind" },
-  { long: "preferred", short: "p", action: "preferred" },
-  { long: "preferred-many", short: "P", action: "preferred-many" },
-  { long: "interleave", short: "i", action: "interleave" },
-  { long: "weighted-interleave", short: "w", action: "weighted-interleave" },
+  ...POLICY_MODES.flatMap((m): OptionSpec[] =>
+    m.hmctlLong === null || m.name === "default"
+      ? []
+      : [{ long: m.hmctlLong, short: m.hmctlShort, action: m.name }]
+  ),
   { long: "help", short: "?", action: "help" },
   { long: "usage", short: null, action: "usage" },
 ];
@@ -187,11 +179,11 @@ function matchLong(name: string, arg: string): OptionSpec {
  *
  * @example
  * ```ts
- * import { policyString } from "./hmctl_options.ts";
- * policyString({ mode: "interleave", nodes: [0, 1, 2, 3] }); // "interleave:0,1,2,3"
+ * import { hmctlPolicyString } from "./hmctl_options.ts";
+ * hmctlPolicyString({ mode: "interleave", nodes: [0, 1, 2, 3] }); // "interleave:0,1,2,3"
  * ```
  */
-export function policyString(policy: HmctlPolicy): string {
+export function hmctlPolicyString(policy: HmctlPolicy): string {
   return `${policy.mode}:${policy.nodes.join(",")}`;
 }
 
@@ -209,7 +201,7 @@ export function policyString(policy: HmctlPolicy): string {
  * ```
  */
 export function policyEnv(policy: HmctlPolicy): Record<string, string> {
-  const env: Record<string, string> = { HMALLOC_POLICY: policyString(policy) };
+  const env: Record<string, string> = { HMALLOC_POLICY: hmctlPolicyString(policy) };
   if (policy.nodes.every((n) => n < REFERENCE_MASK_BITS)) {
     let mask = 0n;
     for (const n of policy.nodes) mask |= 1n << BigInt(n);

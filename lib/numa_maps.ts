@@ -20,6 +20,8 @@
  * @module
  */
 
+import { POLICY_MODES } from "./policy_names.ts";
+
 /** What backs a mapping. */
 export type MappingKind = "file" | "heap" | "stack" | "anon";
 
@@ -72,14 +74,10 @@ export interface NumaUsage {
   mappings: number;
 }
 
+/** numa_maps word → the project's name; `local` (MPOL_LOCAL) has no policy of ours. */
 const modeNames: Record<string, string> = {
-  "default": "default",
-  "prefer": "preferred",
-  "bind": "bind",
-  "interleave": "interleave",
-  "weighted interleave": "weighted-interleave",
+  ...Object.fromEntries(POLICY_MODES.map((m) => [m.numaMapsWord, m.name])),
   "local": "local",
-  "prefer (many)": "preferred-many",
 };
 
 const defaultPageSizeBytes = 4096;

@@ -39,6 +39,7 @@ import {
 import type { HmmapOptions, ScopedBuffer } from "./buffers.ts";
 import { parseNodeList, readNodeTopology } from "./node_list.ts";
 import { cString } from "../ffi/c_string.ts";
+import { POLICY_MODES, type PoolPolicyKey } from "./policy_names.ts";
 
 /** Nodes: an array of node numbers, or a numactl node list (`"0-3"`, `"0,2"`, `"all"`, `"!0"`). */
 export type NodeSpec = readonly number[] | string;
@@ -63,15 +64,13 @@ export interface PoolPolicy {
   weighted?: Readonly<Record<number, number>> | NodeSpec;
 }
 
-const policyKeys = ["bind", "preferred", "preferredMany", "interleave", "weighted"] as const;
-type PolicyKey = (typeof policyKeys)[number];
-const modeNames: Record<PolicyKey, string> = {
-  bind: "bind",
-  preferred: "preferred",
-  preferredMany: "preferred-many",
-  interleave: "interleave",
-  weighted: "weighted-interleave",
-};
+type PolicyKey = PoolPolicyKey;
+const keyedModes = POLICY_MODES.filter((m) => m.poolKey !== null);
+const policyKeys: readonly PolicyKey[] = keyedModes.map((m) => m.poolKey as PolicyKey);
+const modeNames = Object.fromEntries(keyedModes.map((m) => [m.poolKey, m.name])) as Record<
+  PolicyKey,
+  string
+>;
 
 function isNode(value: unknown): value is number {
   return typeof value === "number" && Number.isInteger(value) && value >= 0;

@@ -4,12 +4,12 @@ import {
   hmctlErrorText,
   hmctlHelp,
   type HmctlPolicy,
+  hmctlPolicyString,
   type HmctlRequest,
   hmctlUsage,
   MPOL_MODE,
   parseHmctlArgs,
   policyEnv,
-  policyString,
 } from "../lib/hmctl_options.ts";
 import type { NodeTopology } from "../lib/node_list.ts";
 
@@ -237,8 +237,8 @@ Deno.test("a node from 64 up sets only HMALLOC_POLICY: the reference's mask cann
   });
 });
 
-Deno.test("policyString writes the resolved plain list", () => {
-  assert.equal(policyString({ mode: "bind", nodes: [0, 1, 2] }), "bind:0,1,2");
+Deno.test("hmctlPolicyString writes the resolved plain list", () => {
+  assert.equal(hmctlPolicyString({ mode: "bind", nodes: [0, 1, 2] }), "bind:0,1,2");
 });
 
 Deno.test("the child's environment keeps the rest and replaces stale hmctl variables", () => {
