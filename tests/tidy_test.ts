@@ -1,5 +1,5 @@
 /**
- * Keeps the code base tidy, in the spirit of TigerBeetle's `tidy.zig`: a rule checked by a test
+ * Keeps the code base tidy, in the spirit of TigerBeetle's tidy check: a rule checked by a test
  * lives in the code, not in a review.
  *
  * - A comment that names a file of this project (`pool.zig`, `lib/launch.ts`,
