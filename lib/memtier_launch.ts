@@ -31,6 +31,7 @@
  */
 
 import { locateLibrary } from "../ffi/library.ts";
+import { writeAll } from "./write_all.ts";
 import { type GetoptMessages, type GetoptOption, GetoptScanner } from "./getopt.ts";
 import { kmemDaxProblem } from "./kmem_dax_nodes.ts";
 import { launch, LaunchError, statOrNull } from "./launch.ts";
@@ -380,12 +381,4 @@ async function fail(message: string): Promise<number> {
   const line = message.startsWith("MEMKIND_") ? message : `memtier: ${message}`;
   await writeAll(Deno.stderr, `${line}\n`);
   return EXIT_USAGE;
-}
-
-async function writeAll(
-  stream: { write(b: Uint8Array): Promise<number> },
-  text: string,
-): Promise<void> {
-  const bytes = new TextEncoder().encode(text);
-  for (let done = 0; done < bytes.length;) done += await stream.write(bytes.subarray(done));
 }

@@ -17,6 +17,7 @@
 import process from "node:process";
 import { stripVTControlCharacters, styleText } from "node:util";
 import { runHeatView } from "./heat.ts";
+import { writeAllSync } from "./write_all.ts";
 import { formatNodeList } from "./node_list.ts";
 import { type MappingKind, processNumaUsage } from "./numa_maps.ts";
 import {
@@ -98,11 +99,6 @@ interface Io {
   root: string;
 }
 
-function writeAll(stream: { writeSync(p: Uint8Array): number }, text: string): void {
-  const bytes = new TextEncoder().encode(text);
-  for (let done = 0; done < bytes.length;) done += stream.writeSync(bytes.subarray(done));
-}
-
 /**
  * Whether to colour: `node:util`'s `styleText` decides for the real stdout (`NO_COLOR`,
  * `FORCE_COLOR`, whether it is a terminal); injected `isTerminal`/`env` (tests) follow the same
@@ -120,8 +116,8 @@ function colorOf(options: ViewOptions): boolean {
 
 function ioOf(options: ViewOptions): Io {
   return {
-    out: options.write ?? ((text: string) => writeAll(Deno.stdout, text)),
-    err: options.writeError ?? ((text: string) => writeAll(Deno.stderr, text)),
+    out: options.write ?? ((text: string) => writeAllSync(Deno.stdout, text)),
+    err: options.writeError ?? ((text: string) => writeAllSync(Deno.stderr, text)),
     color: colorOf(options),
     root: options.root ?? "/",
   };
