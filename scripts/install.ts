@@ -225,6 +225,7 @@ async function cliModules(): Promise<string[]> {
     };
   const modules: string[] = [];
   for (const { specifier } of info.modules) {
+    if (specifier.startsWith("node:")) continue; // built into Deno: nothing to fetch or copy
     if (!specifier.startsWith("file://")) {
       throw new InstallError(`the CLI imports ${specifier}: an installed command cannot fetch it`);
     }
