@@ -48,6 +48,7 @@ import { runMemtier } from "./lib/memtier_launch.ts";
 import { readNodeTopology } from "./lib/node_list.ts";
 import { runTopologyView, runUsageView } from "./lib/views.ts";
 import { runTier } from "./lib/tier_run.ts";
+import { writeAll, writeAllSync } from "./lib/write_all.ts";
 
 /** A subcommand: its arguments (after its name) in, the process exit status out. */
 export type Subcommand = (args: string[]) => Promise<number>;
@@ -148,7 +149,7 @@ class OutputError extends Error {
 /** One line on stderr (if stderr itself can take it), then the exit status. */
 function outputFailed(error: OutputError): number {
   try {
-    Deno.stderr.writeSync(new TextEncoder().encode(`tiermem: ${error.message}\n`));
+    writeAllSync(Deno.stderr, `tiermem: ${error.message}\n`);
   } catch {
     // stderr is unwritable too: the exit status alone tells.
   }
@@ -221,8 +222,7 @@ function usageError(message: string): Promise<number> {
 }
 
 async function print(stream: ByteSink, text: string, status: number): Promise<number> {
-  const bytes = new TextEncoder().encode(text);
-  for (let done = 0; done < bytes.length;) done += await stream.write(bytes.subarray(done));
+  await writeAll(stream, text);
   return status;
 }
 

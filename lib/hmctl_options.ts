@@ -32,6 +32,7 @@
  */
 
 import { type NodeTopology, parseNodeList } from "./node_list.ts";
+import { type GetoptMessages, GetoptScanner } from "./getopt.ts";
 import { POLICY_MODES, type PolicyModeName } from "./policy_names.ts";
 
 /** The placement policies hmctl sets (names as in ARCHITECTURE.md and `HMALLOC_POLICY`). */
@@ -108,44 +109,17 @@ const OPTIONS: readonly OptionSpec[] = [
 export function parseHmctlArgs(argv: readonly string[], topology: NodeTopology): HmctlRequest {
   let policy: HmctlPolicy | null = null;
   let policyOption = "";
-  let i = 0;
-  for (; i < argv.length; i++) {
-    const arg = argv[i];
-    if (arg === "--") {
-      i++;
-      break;
-    }
-    if (!arg.startsWith("-") || arg === "-") break; // the program
-    let spec: OptionSpec;
-    let spelled: string; // the option as the user wrote it, for messages
-    let value: string | undefined;
-    if (arg.startsWith("--")) {
-      const eq = arg.indexOf("=");
-      spelled = eq < 0 ? arg : arg.slice(0, eq);
-      spec = matchLong(spelled.slice(2), arg);
-      if (eq >= 0) value = arg.slice(eq + 1);
-    } else {
-      spelled = arg.slice(0, 2);
-      const found = OPTIONS.find((o) => o.short === arg[1]);
-      if (found === undefined) throw new TypeError(`invalid option "${spelled}"`);
-      spec = found;
-      if (arg.length > 2) value = arg.slice(2);
-    }
+  const scan = new GetoptScanner(argv, OPTIONS, HMCTL_MESSAGES);
+  for (let parsed = scan.next(); parsed !== undefined; parsed = scan.next()) {
+    const { option: spec, spelled, token } = parsed;
     const action = spec.action;
     if (action === "help" || action === "usage") {
-      if (value !== undefined && arg.startsWith("--")) {
+      if (parsed.value !== undefined && token.startsWith("--")) {
         throw new TypeError(`option "--${spec.long}" takes no argument`);
       }
       return { kind: action };
     }
-    if (value === undefined) {
-      i++;
-      if (i >= argv.length) {
-        const what = action === "preferred" ? "a node" : "a node list";
-        throw new TypeError(`option "${spelled}" requires ${what}`);
-      }
-      value = argv[i];
-    }
+    const value = parsed.value as string; // a policy option always has one
     if (policy !== null && policy.mode !== action) {
       throw new TypeError(`conflicting policies "${policyOption}" and "${spelled}"`);
     }
@@ -158,21 +132,22 @@ export function parseHmctlArgs(argv: readonly string[], topology: NodeTopology):
     policy = { mode: action, nodes };
     policyOption = spelled;
   }
+  const i = scan.index;
   if (i >= argv.length) throw new TypeError("missing program");
   return { kind: "run", policy, program: argv[i], args: argv.slice(i + 1) };
 }
 
-/** Exact long name, else the one long name `name` is a prefix of. */
-function matchLong(name: string, arg: string): OptionSpec {
-  const exact = OPTIONS.find((o) => o.long === name);
-  if (exact !== undefined) return exact;
-  const candidates = name === "" ? [] : OPTIONS.filter((o) => o.long.startsWith(name));
-  if (candidates.length === 1) return candidates[0];
-  const spelled = `--${name}`;
-  if (candidates.length === 0) throw new TypeError(`unrecognized option "${arg}"`);
-  const names = candidates.map((o) => `--${o.long}`).join(", ");
-  throw new TypeError(`ambiguous option "${spelled}" (could be ${names})`);
-}
+/** hmctl's words for argument errors (numactl's); long names abbreviate to a unique prefix. */
+const HMCTL_MESSAGES: GetoptMessages<OptionSpec> = {
+  abbreviations: true,
+  takesValue: (spec) => spec.action !== "help" && spec.action !== "usage",
+  unknown: (token, spelled) =>
+    spelled.startsWith("--") ? `unrecognized option "${token}"` : `invalid option "${spelled}"`,
+  ambiguous: (spelled, candidates) =>
+    `ambiguous option "${spelled}" (could be ${candidates.map((o) => `--${o.long}`).join(", ")})`,
+  missingValue: (spec, spelled) =>
+    `option "${spelled}" requires ${spec.action === "preferred" ? "a node" : "a node list"}`,
+};
 
 /**
  * Writes a policy in `HMALLOC_POLICY` syntax, nodes as a plain comma list.

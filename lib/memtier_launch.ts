@@ -31,6 +31,8 @@
  */
 
 import { locateLibrary } from "../ffi/library.ts";
+import { writeAll } from "./write_all.ts";
+import { type GetoptMessages, type GetoptOption, GetoptScanner } from "./getopt.ts";
 import { kmemDaxProblem } from "./kmem_dax_nodes.ts";
 import { launch, LaunchError, statOrNull } from "./launch.ts";
 import { parseTierSpec, tierEnvFromFlags, type TierSpec } from "./tier_spec.ts";
@@ -63,7 +65,23 @@ export type MemtierRequest =
     readonly args: readonly string[];
   };
 
-const VALUE_OPTIONS = ["--tiers", "--mem-tiers", "--policy", "--thresholds", "--log-level"];
+/** memtier's options: long names only (no abbreviations), `-h` the one short form. */
+const OPTIONS: readonly GetoptOption[] = [
+  { long: "tiers" },
+  { long: "mem-tiers" },
+  { long: "policy" },
+  { long: "thresholds" },
+  { long: "log-level" },
+  { long: "help", short: "h" },
+];
+
+const MESSAGES: GetoptMessages<GetoptOption> = {
+  abbreviations: false,
+  takesValue: (option) => option.long !== "help",
+  unknown: (token) => `unknown option "${token}"`,
+  ambiguous: (spelled) => `ambiguous option "${spelled}"`, // unreachable without abbreviations
+  missingValue: (_option, spelled) => `option "${spelled}" needs a value`,
+};
 
 /**
  * Parses the arguments after `memtier`. Options come before PROGRAM (or `--`); everything
@@ -78,27 +96,17 @@ const VALUE_OPTIONS = ["--tiers", "--mem-tiers", "--policy", "--thresholds", "--
  */
 export function parseMemtierArgs(argv: readonly string[]): MemtierRequest {
   const values = new Map<string, string>();
-  let i = 0;
-  for (; i < argv.length; i++) {
-    const arg = argv[i];
-    if (arg === "--") {
-      i++;
-      break;
+  const scan = new GetoptScanner(argv, OPTIONS, MESSAGES);
+  for (let parsed = scan.next(); parsed !== undefined; parsed = scan.next()) {
+    const { spelled, token, value } = parsed;
+    if (parsed.option.long === "help") {
+      if (value !== undefined) throw new TypeError(MESSAGES.unknown(token, spelled)); // -hx, --help=x
+      return { kind: "help" };
     }
-    if (arg === "-h" || arg === "--help") return { kind: "help" };
-    if (!arg.startsWith("-") || arg === "-") break;
-    const eq = arg.indexOf("=");
-    const name = eq < 0 ? arg : arg.slice(0, eq);
-    if (!VALUE_OPTIONS.includes(name)) throw new TypeError(`unknown option "${arg}"`);
-    let value: string;
-    if (eq >= 0) value = arg.slice(eq + 1);
-    else {
-      if (i + 1 >= argv.length) throw new TypeError(`option "${name}" needs a value`);
-      value = argv[++i];
-    }
-    if (values.has(name)) throw new TypeError(`option "${name}" given twice`);
-    values.set(name, value);
+    if (values.has(spelled)) throw new TypeError(`option "${spelled}" given twice`);
+    values.set(spelled, value as string); // every other option takes a value
   }
+  const i = scan.index;
   if (i >= argv.length) throw new TypeError("no program given");
   const tiers = values.get("--tiers") ?? null;
   const memTiers = values.get("--mem-tiers") ?? null;
@@ -373,12 +381,4 @@ async function fail(message: string): Promise<number> {
   const line = message.startsWith("MEMKIND_") ? message : `memtier: ${message}`;
   await writeAll(Deno.stderr, `${line}\n`);
   return EXIT_USAGE;
-}
-
-async function writeAll(
-  stream: { write(b: Uint8Array): Promise<number> },
-  text: string,
-): Promise<void> {
-  const bytes = new TextEncoder().encode(text);
-  for (let done = 0; done < bytes.length;) done += await stream.write(bytes.subarray(done));
 }

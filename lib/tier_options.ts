@@ -14,6 +14,8 @@
  * @module
  */
 
+import { type GetoptMessages, type GetoptOption, GetoptScanner } from "./getopt.ts";
+
 /** Which engine the user asked for. */
 export type EngineChoice = "user" | "kernel" | "auto";
 
@@ -118,15 +120,21 @@ function parseFastMax(text: string): number | { percent: number } {
   return parseSize(text, "--fast-max");
 }
 
-const WITH_VALUE = new Set([
-  "--fast",
-  "--slow",
-  "--fast-max",
-  "--interval",
-  "--rate",
-  "--engine",
-  "--pid",
-]);
+const FLAGS = ["help", "json", "use-free-kdamond", "cleanup"];
+
+/** tier's options: long names only (no abbreviations), `-h` the one short form. */
+const OPTIONS: readonly GetoptOption[] = [
+  ...["fast", "slow", "fast-max", "interval", "rate", "engine", "pid"].map((long) => ({ long })),
+  ...FLAGS.map((long) => ({ long, short: long === "help" ? "h" : null })),
+];
+
+const MESSAGES: GetoptMessages<GetoptOption> = {
+  abbreviations: false,
+  takesValue: (option) => !FLAGS.includes(option.long),
+  unknown: (token) => `unknown option ${token}`,
+  ambiguous: (spelled) => `ambiguous option ${spelled}`, // unreachable without abbreviations
+  missingValue: (_option, spelled) => `option ${spelled} needs a value`,
+};
 
 /**
  * Parses `tier`'s arguments (after the word `tier`).
@@ -145,33 +153,21 @@ export function parseTierArgs(args: readonly string[]): TierRequest {
   let json = false;
   let useFree = false;
   let cleanup = false;
-  let i = 0;
-  for (; i < args.length; i++) {
-    const arg = args[i];
-    if (arg === "--") {
-      i++;
-      break;
+  const scan = new GetoptScanner(args, OPTIONS, MESSAGES);
+  for (let parsed = scan.next(); parsed !== undefined; parsed = scan.next()) {
+    const { option, spelled, token, value } = parsed;
+    if (FLAGS.includes(option.long)) {
+      if (value !== undefined) throw new TypeError(MESSAGES.unknown(token, spelled)); // --json=x
+      if (option.long === "help") return { kind: "help" };
+      if (option.long === "json") json = true;
+      else if (option.long === "use-free-kdamond") useFree = true;
+      else cleanup = true;
+      continue;
     }
-    if (!arg.startsWith("-") || arg === "-") break;
-    if (arg === "--help" || arg === "-h") return { kind: "help" };
-    if (arg === "--json") json = true;
-    else if (arg === "--use-free-kdamond") useFree = true;
-    else if (arg === "--cleanup") cleanup = true;
-    else {
-      const eq = arg.indexOf("=");
-      const name = eq > 0 ? arg.slice(0, eq) : arg;
-      if (!WITH_VALUE.has(name)) throw new TypeError(`unknown option ${arg}`);
-      let value: string;
-      if (eq > 0) value = arg.slice(eq + 1);
-      else {
-        if (i + 1 >= args.length) throw new TypeError(`option ${name} needs a value`);
-        value = args[++i];
-      }
-      if (values.has(name)) throw new TypeError(`option ${name} given twice`);
-      values.set(name, value);
-    }
+    if (values.has(spelled)) throw new TypeError(`option ${spelled} given twice`);
+    values.set(spelled, value as string); // every other option takes a value
   }
-  const command = args.slice(i);
+  const command = args.slice(scan.index);
   if (cleanup) {
     if (values.size > 0 || command.length > 0 || json) {
       throw new TypeError("--cleanup takes no other option and no program");

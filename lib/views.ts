@@ -5,7 +5,8 @@
  * Bars are Unicode blocks: in the topology view a node's bar is as long as its memory relative to
  * the largest node, with the used part filled (`█`) and the free part shaded (`░`); in the usage
  * view a node's bar is its share of the process's present memory. Colour (ANSI) only when stdout is
- * a terminal and `NO_COLOR` is unset (https://no-color.org), so piped output is plain text.
+ * a terminal and `NO_COLOR` is unset or empty (https://no-color.org), so piped output is plain
+ * text; `FORCE_COLOR` forces it (the rules of `node:util`'s `styleText`).
  *
  * Exit status: 0, 1 when the data cannot be read (no such process), 2 for usage errors (a line on
  * stderr naming the bad argument, then the usage line).
@@ -13,7 +14,10 @@
  * @module
  */
 
+import process from "node:process";
+import { stripVTControlCharacters, styleText } from "node:util";
 import { runHeatView } from "./heat.ts";
+import { writeAllSync } from "./write_all.ts";
 import { formatNodeList } from "./node_list.ts";
 import { type MappingKind, processNumaUsage } from "./numa_maps.ts";
 import {
@@ -95,35 +99,34 @@ interface Io {
   root: string;
 }
 
-function writeAll(stream: { writeSync(p: Uint8Array): number }, text: string): void {
-  const bytes = new TextEncoder().encode(text);
-  for (let done = 0; done < bytes.length;) done += stream.writeSync(bytes.subarray(done));
+/**
+ * Whether to colour: `node:util`'s `styleText` decides for the real stdout (`NO_COLOR`,
+ * `FORCE_COLOR`, whether it is a terminal); injected `isTerminal`/`env` (tests) follow the same
+ * no-color.org rule by hand, since `styleText` reads only the real process.
+ */
+function colorOf(options: ViewOptions): boolean {
+  if (options.isTerminal === undefined && options.env === undefined) {
+    return styleText("bold", "x", { stream: process.stdout }) !== "x";
+  }
+  const env = options.env ?? ((name: string) => Deno.env.get(name));
+  const noColor = env("NO_COLOR");
+  const terminal = options.isTerminal ?? Deno.stdout.isTerminal();
+  return terminal && (noColor === undefined || noColor === "");
 }
 
 function ioOf(options: ViewOptions): Io {
-  const env = options.env ?? ((name: string) => Deno.env.get(name));
-  const terminal = options.isTerminal ?? Deno.stdout.isTerminal();
-  const noColor = env("NO_COLOR");
   return {
-    out: options.write ?? ((text: string) => writeAll(Deno.stdout, text)),
-    err: options.writeError ?? ((text: string) => writeAll(Deno.stderr, text)),
-    color: terminal && (noColor === undefined || noColor === ""),
+    out: options.write ?? ((text: string) => writeAllSync(Deno.stdout, text)),
+    err: options.writeError ?? ((text: string) => writeAllSync(Deno.stderr, text)),
+    color: colorOf(options),
     root: options.root ?? "/",
   };
 }
 
 type Style = "bold" | "dim" | "green" | "yellow" | "red" | "cyan";
-const sgr: Record<Style, string> = {
-  bold: "1",
-  dim: "2",
-  green: "32",
-  yellow: "33",
-  red: "31",
-  cyan: "36",
-};
 
 function paint(io: Io, style: Style, text: string): string {
-  return io.color && text !== "" ? `\x1b[${sgr[style]}m${text}\x1b[0m` : text;
+  return io.color && text !== "" ? styleText(style, text, { validateStream: false }) : text;
 }
 
 /** A bar of `width` cells, the first `filled` of them solid. */
@@ -138,9 +141,8 @@ function human(bytes: number): string {
 }
 
 function table(rows: string[][], rightAligned: ReadonlySet<number> = new Set()): string {
-  // Our own SGR colour codes take no columns.
-  // deno-lint-ignore no-control-regex
-  const visible = (s: string): number => s.replace(/\x1b\[[0-9;]*m/g, "").length;
+  // Colour codes take no columns.
+  const visible = (s: string): number => stripVTControlCharacters(s).length;
   const widths: number[] = [];
   for (const row of rows) {
     row.forEach((cell, i) => widths[i] = Math.max(widths[i] ?? 0, visible(cell)));
