@@ -21,7 +21,7 @@
 //! program freeing its one 1 GiB buffer) is unmapped at once. File-backed
 //! (FS_DAX) mappings are never cached: their pages are tier capacity that the
 //! user capped, and a freed block's bytes go back to the file at once. The
-//! floor of 16 MiB bounds what a program that freed everything still holds.
+//! floor of 10 MiB bounds what a program that freed everything still holds.
 //!
 //! Growing: an anonymous block grows with mremap (in place if the address
 //! space after it is free, else moved to a new granule-aligned range): its
@@ -50,7 +50,7 @@ const cached_magic: u64 = 0x686d_6375_6765_3031; // "hmcuge01"
 pub const cache_slots = 8;
 /// Bytes of cached mappings a pool may always keep; more when a quarter of
 /// its live huge bytes is more.
-pub const cache_min_bytes: usize = 16 * 1024 * 1024;
+pub const cache_min_bytes: usize = 10 * 1024 * 1024;
 /// A cached mapping unused this long is unmapped.
 pub const cache_decay_ns: u64 = 1_000_000_000;
 
