@@ -238,8 +238,13 @@ function assertTiered(output: string, phases: number): void {
     )
   );
   for (let p = 0; p < phases; p++) {
-    const at = samples.find((s) => s.phase === p && s.t_ms === times[p])!;
-    assert.ok(at.cold_slow_pct >= 90, `phase ${p}: cold pages only ${at.cold_slow_pct}% on node 2`);
+    // Within 10 s there is a moment when both hold: >= 90% of the window on node 0 and >= 90% of
+    // the cold pages still on node 2 (DAMON's first, coarse regions can take some cold pages along
+    // for an interval before they split).
+    const both = samples.find((s) =>
+      s.phase === p && s.t_ms <= 10_000 && s.hot_fast_pct >= 90 && s.cold_slow_pct >= 90
+    );
+    assert.ok(both !== undefined, `phase ${p}: never both >= 90% within 10 s:\n${output}`);
     const end = samples.filter((s) => s.phase === p).at(-1)!;
     assert.ok(
       end.hot_fast_pct >= 90 && end.cold_slow_pct >= 90,
