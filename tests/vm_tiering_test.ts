@@ -28,6 +28,15 @@ const afterCheck = [
   `echo "after: records=$(ls /run/tiermem 2>/dev/null | wc -l)"`,
 ].join("\n");
 
+/** Copies the CLI, its libraries and Deno to `$nr`, readable by every user. */
+const nonRootCopy = [
+  "nr=$(mktemp -d /tmp/tiermem-nonroot.XXXXXX)",
+  'cp -r cli.ts mod.ts deno.json deno.lock lib ffi "$nr"/',
+  'mkdir -p "$nr/zig-src/zig-out" && cp -r zig-src/zig-out/lib "$nr/zig-src/zig-out/"',
+  `cp ${deno} "$nr/deno"`,
+  'chmod -R a+rX "$nr"',
+].join("\n");
+
 /** Runs one refused case: its stderr line, its rc, and whether the program started. */
 function refusal(name: string, cmd: string): string {
   const marker = `/tmp/started-${name}`;
@@ -84,9 +93,12 @@ const steps: Step[] = [
   {
     key: "refusals",
     script: [
+      // A user who is not root runs a copy any user can read: the checkout itself may sit where
+      // only root can enter (a clone in /root, as in the bare-root test).
+      nonRootCopy,
       refusal(
         "not-root",
-        `setpriv --reuid=65534 --regid=65534 --clear-groups env DENO_DIR=/tmp/dd HOME=/tmp ${tier} --fast 0 --slow 2`,
+        `setpriv --reuid=65534 --regid=65534 --clear-groups env DENO_DIR=/tmp/dd HOME=/tmp "$nr/deno" run -A "$nr/cli.ts" tier --fast 0 --slow 2`,
       ),
       refusal("budget", `${tier} --fast 0 --slow 2 --fast-max 4G`),
       refusal("offline", `${tier} --fast 0 --slow 7`),
