@@ -13,8 +13,9 @@
  *                      20000 malloc(256), kept live; "failonce ok nulls N"
  *   toolarge MIB       one malloc(MIB MiB) (more than the FS_DAX tier holds), then 20000
  *                      malloc(256), kept live; "toolarge ok nulls N"
- *   reallocgrow N MIB  N blocks of 16 bytes, each realloc()ed to MIB MiB and kept; their first
- *                      16 bytes checked; "reallocgrow N failed F"
+ *   reallocgrow N MIB  N blocks of 8 KiB (more than the 4 KiB credit a thread spends in one
+ *                      tier before it chooses again, so every tier holds some), each realloc()ed
+ *                      to MIB MiB and kept; their first 16 bytes checked; "reallocgrow N failed F"
  *   threads N          N short-lived threads one after the other (each mallocs and frees);
  *                      "threads N rss_growth_kib K" (RSS after N minus after 1000 warm-up threads)
  *   rounds N GIB       N rounds of malloc(GIB GiB), first and last byte written, free;
@@ -160,8 +161,8 @@ static int reallocgrow(long n, long mib)
     char **blocks = map_array((size_t)n * sizeof *blocks);
     long failed = 0;
     for (long i = 0; i < n; i++) {
-        blocks[i] = malloc(16);
-        if (blocks[i] == NULL) fail("malloc(16)");
+        blocks[i] = malloc(8192);
+        if (blocks[i] == NULL) fail("malloc(8192)");
         memset(blocks[i], (int)i, 16);
     }
     for (long i = 0; i < n; i++) {

@@ -43,6 +43,7 @@ const pool_mod = @import("pool.zig");
 const registry = @import("registry.zig");
 const report = @import("report.zig");
 const size_class = @import("size_class.zig");
+const thread_cache = @import("thread_cache.zig");
 const tier_nodes = @import("tier_nodes.zig");
 const file_heap = @import("file_heap.zig");
 const Policy = @import("policy.zig").Policy;
@@ -51,6 +52,11 @@ const exit_status_invalid = @import("policy_env.zig").exit_status_invalid;
 const Pool = pool_mod.Pool;
 pub const max_tiers = tier_spec.max_tiers;
 const flush_bytes: i64 = 256 * 1024;
+/// STATIC_RATIO: bytes a thread allocates from the tier `choose` picked before it asks again.
+/// The greedy choice keeps every tier within one block of its share; a credit widens that bound
+/// by at most this much (0.4% of 1 MiB), and asks once per 4 KiB (about 60 small blocks)
+/// instead of on every allocation.
+const credit_bytes_max: u64 = 4096;
 const no_tier: u8 = 0xff;
 
 pub const TierStats = struct {
@@ -91,12 +97,23 @@ threadlocal var initialising_here: bool = false;
 /// exits (`spare_states`): a program starting 40,000 short threads used to keep 40,000 pages.
 const ThreadState = struct {
     ledger: tier_ratio.Ledger,
+    /// STATIC_RATIO: what is left of the credit granted to `credit_tier` (see `credit_bytes_max`).
+    credit_bytes: u64 = 0,
+    credit_tier: u8 = 0,
     delta_bytes: [max_tiers]i64 = @splat(0),
     delta_allocations: [max_tiers]u64 = @splat(0),
     delta_fallbacks: [max_tiers]u64 = @splat(0),
     next_spare: ?*ThreadState = null,
 };
-threadlocal var thread_state: ?*ThreadState = null;
+/// This thread's state, in the initial-exec slot of thread_pointer.c (a Zig threadlocal in a
+/// shared library costs a __tls_get_addr call per access: 13% of the two-tier path).
+threadlocal var thread_state_fallback: ?*anyopaque = null;
+inline fn stateSlot() *?*anyopaque {
+    return thread_cache.initialExecSlot("hm_memtier_state_tls", &thread_state_fallback);
+}
+inline fn currentState() ?*ThreadState {
+    return @ptrCast(@alignCast(stateSlot().*));
+}
 /// Set once this thread's state went back to `spare_states` (its key destructor ran): what
 /// later destructors allocate or free is booked to the shared counts directly.
 threadlocal var thread_exited: bool = false;
@@ -262,9 +279,33 @@ pub fn allocate(size: usize, alignment: usize, zeroed: bool) ?[*]u8 {
     }
     const ts = threadState() orelse return allocateUntracked(size, alignment, zeroed);
     const marked = full_mask.load(.monotonic);
+    var failed: tier_ratio.TierMask = 0;
+    if (size <= ts.credit_bytes) {
+        @branchHint(.likely);
+        // STATIC_RATIO within a credit: the tier chosen last time, unless marked full since.
+        const index = ts.credit_tier;
+        const bit = @as(tier_ratio.TierMask, 1) << @intCast(index);
+        if (marked & bit == 0) {
+            if (allocFrom(tiers[index].pool, size, alignment, zeroed)) |block| {
+                @branchHint(.likely);
+                const usable = usableFor(block, size, alignment);
+                ts.credit_bytes -|= usable;
+                accountAlloc(ts, index, @intCast(usable));
+                return block;
+            }
+            failed = bit;
+        }
+        ts.credit_bytes = 0;
+    }
+    return allocateChoosing(ts, marked, failed, size, alignment, zeroed);
+}
+
+/// `allocate`'s choice through the ledger: the tier `choose` picks, then the others with room.
+/// `failed`: tiers that already failed this request.
+fn allocateChoosing(ts: *ThreadState, marked: tier_ratio.TierMask, failed_before: tier_ratio.TierMask, size: usize, alignment: usize, zeroed: bool) ?[*]u8 {
     var hint = marked;
     // Tiers that failed this request: a failure concerns this request only.
-    var failed: tier_ratio.TierMask = 0;
+    var failed = failed_before;
     while (true) {
         const index = ts.ledger.choose(&config, size, hint | failed) orelse {
             if (hint & ~failed == 0) break;
@@ -275,7 +316,12 @@ pub fn allocate(size: usize, alignment: usize, zeroed: bool) ?[*]u8 {
         if (allocFrom(tiers[index].pool, size, alignment, zeroed)) |block| {
             @branchHint(.likely);
             if (failed | (marked & bit) != 0) noteFallback(ts, index, failed, size, alignment);
-            account(index, @intCast(usableFor(block, size, alignment)), false);
+            const usable = usableFor(block, size, alignment);
+            if (config.policy == .static_ratio) {
+                ts.credit_tier = index;
+                ts.credit_bytes = credit_bytes_max -| usable;
+            }
+            accountAlloc(ts, index, @intCast(usable));
             return block;
         }
         failed |= bit;
@@ -340,18 +386,39 @@ pub inline fn account(index: usize, bytes: i64, fallback: bool) void {
         return;
     };
     if (bytes > 0) {
-        ts.delta_allocations[index] += 1;
         if (fallback) ts.delta_fallbacks[index] += 1;
-        if (tier_count > 1) ts.ledger.noteAlloc(&config, @intCast(index), @intCast(bytes));
-    } else if (tier_count > 1) {
+        return accountAlloc(ts, index, bytes);
+    }
+    if (tier_count > 1) {
         ts.ledger.noteFree(@intCast(index), @intCast(-bytes));
         // Room again in a tier marked full.
         if (full_mask.load(.monotonic) >> @intCast(index) & 1 != 0)
             _ = full_mask.fetchAnd(~(@as(tier_ratio.TierMask, 1) << @intCast(index)), .monotonic);
+        if (ts.ledger.settleDue()) settle(ts);
     }
-    if (tier_count > 1 and ts.ledger.settleDue()) settle(ts);
+    noteDelta(ts, index, bytes);
+}
+
+/// `account` of an allocation, for a caller that holds the thread's state.
+inline fn accountAlloc(ts: *ThreadState, index: usize, bytes: i64) void {
+    assert(bytes > 0);
+    ts.delta_allocations[index] += 1;
+    if (tier_count > 1) {
+        ts.ledger.noteAlloc(&config, @intCast(index), @intCast(bytes));
+        if (ts.ledger.settleDue()) settle(ts);
+    }
+    noteDelta(ts, index, bytes);
+}
+
+inline fn noteDelta(ts: *ThreadState, index: usize, bytes: i64) void {
     ts.delta_bytes[index] += bytes;
     if (@abs(ts.delta_bytes[index]) >= flush_bytes) flushTier(ts, index);
+}
+
+/// A block of the pool in `slot` is being freed (libmemtier's free).
+pub fn noteFree(slot: u8, bytes: usize) void {
+    const tier = slot_tier[slot];
+    if (tier < max_tiers) account(tier, -@as(i64, @intCast(bytes)), false);
 }
 
 fn settle(ts: *ThreadState) void {
@@ -367,12 +434,20 @@ pub inline fn tierOf(p: *Pool) usize {
     return slot_tier[p.slot];
 }
 
-fn threadState() ?*ThreadState {
-    if (thread_state) |ts| return ts;
+inline fn threadState() ?*ThreadState {
+    if (currentState()) |ts| {
+        @branchHint(.likely);
+        return ts;
+    }
+    return threadStateSlow();
+}
+
+fn threadStateSlow() ?*ThreadState {
+    @branchHint(.cold);
     if (initialising_here or thread_exited or !isReady()) return null;
     const ts = spareState() orelse return null;
     ts.* = .{ .ledger = if (tier_count > 1) tier_ratio.Ledger.init(&config) else .{} };
-    thread_state = ts;
+    stateSlot().* = ts;
     if (thread_key != std.math.maxInt(std.c.pthread_key_t)) _ = std.c.pthread_setspecific(thread_key, ts);
     return ts;
 }
@@ -417,8 +492,8 @@ fn threadExit(value: *anyopaque) callconv(.c) void {
     defer _ = std.c.pthread_mutex_unlock(&shared_lock);
     if (tier_count > 1) shared_counts.add(ts.ledger.drain());
     // The state serves the next thread; later destructors of this one book to the shared counts.
-    assert(thread_state == ts);
-    thread_state = null;
+    assert(currentState() == ts);
+    stateSlot().* = null;
     thread_exited = true;
     ts.next_spare = spare_states;
     spare_states = ts;
@@ -427,7 +502,7 @@ fn threadExit(value: *anyopaque) callconv(.c) void {
 /// At exit (level ≥ 1): one line per tier. Unmaps nothing.
 pub fn summary() void {
     if (log_level < 1 or !isReady()) return;
-    if (thread_state) |ts| flushAll(ts);
+    if (currentState()) |ts| flushAll(ts);
     for (tiers[0..tier_count], 0..) |*t, i| {
         logInfo("tier {d} {s}: {d} bytes now, {d} bytes peak, {d} allocations, {d} fallbacks", .{
             i,                                    t.kind.name(),

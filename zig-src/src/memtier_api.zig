@@ -65,12 +65,7 @@ export fn free(ptr: ?*anyopaque) void {
 
 /// free with tiers to account (out of line: free stays a leaf).
 fn freeTiered(address: usize) void {
-    if (!pool_mod.isOurs(address)) return foreignFree(address);
-    const owner = pool_mod.ownerOf(address, "free");
-    const p = pool_mod.ownedPool(owner);
-    const tier = memtier.tierOf(p);
-    if (tier < memtier.max_tiers) memtier.account(tier, -@as(i64, @intCast(pool_mod.ownedSize(owner))), false);
-    pool_mod.freeOwned(owner, address, "free");
+    pool_mod.freeCounted(address, "free", foreignFree, memtier.noteFree);
 }
 
 /// A pointer from before we served (the dynamic loader's early blocks) or

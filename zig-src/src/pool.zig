@@ -499,6 +499,46 @@ fn freeOffTableOrForeign(address: usize, caller: Caller, comptime onForeign: fn 
     freeSlow(address, caller);
 }
 
+/// `freeOrForeign` for an interposer that counts bytes per pool: the block's pool slot and
+/// usable size go to `onFree` just before the block is freed, found by the same single
+/// chunk-table lookup as `free`'s common case (a lookup and a full `ownerOf` before each free
+/// doubled the two-tier free path).
+pub inline fn freeCounted(
+    address: usize,
+    caller: Caller,
+    comptime onForeign: fn (usize) void,
+    comptime onFree: fn (slot: u8, bytes: usize) void,
+) void {
+    const hit = page_map.chunkOf(address) orelse return freeCountedOffTable(address, caller, onForeign, onFree);
+    const c: *Chunk = @ptrFromInt(hit.base);
+    const page = hit.offset >> size_class.page_shift;
+    const key: usize = c.page_key[page]; // 0: not a slab page
+    if (key != 0) {
+        @branchHint(.likely);
+        const slab_offset = hit.offset - @as(usize, c.page_owner[page]) * page_bytes;
+        if (size_class.isBlockStart(key, slab_offset)) {
+            @branchHint(.likely);
+            onFree(c.slot, size_class.sizeOf(size_class.classOfKey(key)));
+            return freeSmall(c.slot, key, address, caller);
+        }
+    }
+    return freeCountedSlow(address, caller, onFree);
+}
+
+fn freeCountedOffTable(address: usize, caller: Caller, comptime onForeign: fn (usize) void, comptime onFree: fn (slot: u8, bytes: usize) void) void {
+    @branchHint(.cold);
+    if (address == 0) return;
+    if (page_map.lookup(address) == 0) return onForeign(address);
+    freeCountedSlow(address, caller, onFree);
+}
+
+fn freeCountedSlow(address: usize, caller: Caller, comptime onFree: fn (slot: u8, bytes: usize) void) void {
+    @branchHint(.cold);
+    const owner = ownerOf(address, caller);
+    onFree(ownedPool(owner).slot, ownedSize(owner));
+    freeOwned(owner, address, caller);
+}
+
 /// The common case, a small block in a chunk, checked inline with the same
 /// rules as ownerOf; anything else (and any doubt) takes ownerOf's full path.
 inline fn freeInChunk(address: usize, hit: page_map.ChunkHit, caller: Caller) void {

@@ -115,15 +115,21 @@ pub inline fn setCurrent(tc: ?*ThreadCache) void {
     currentSlot().* = tc;
 }
 
-/// Release builds (LLVM, x86_64) read the initial-exec TLS slot defined in
-/// thread_pointer.c with `%fs:` addressing; other builds use a Zig
-/// threadlocal (the self-hosted backend's assembler has no @gottpoff).
-const use_initial_exec = builtin.cpu.arch == .x86_64 and builtin.zig_backend == .stage2_llvm and builtin.link_libc;
 threadlocal var current_fallback: ?*anyopaque = null;
 
 inline fn currentSlot() *?*anyopaque {
-    if (!use_initial_exec) return &current_fallback;
-    const offset = asm ("movq hm_thread_cache_tls@gottpoff(%%rip), %[ret]"
+    return initialExecSlot("hm_thread_cache_tls", &current_fallback);
+}
+
+/// Release builds (LLVM, x86_64) read the initial-exec TLS slot `symbol` defined in
+/// thread_pointer.c with `%fs:` addressing; other builds use `fallback`, a Zig
+/// threadlocal (the self-hosted backend's assembler has no @gottpoff).
+const use_initial_exec = builtin.cpu.arch == .x86_64 and builtin.zig_backend == .stage2_llvm and builtin.link_libc;
+
+/// The address of this thread's initial-exec slot `symbol` (see thread_pointer.c).
+pub inline fn initialExecSlot(comptime symbol: []const u8, fallback: *?*anyopaque) *?*anyopaque {
+    if (!use_initial_exec) return fallback;
+    const offset = asm ("movq " ++ symbol ++ "@gottpoff(%%rip), %[ret]"
         : [ret] "=r" (-> usize),
     );
     const thread_pointer = asm ("movq %%fs:0, %[ret]"

@@ -1,7 +1,11 @@
-/* The one hot thread-local of the allocator, defined in C because Zig cannot
+/* The hot thread-locals of the allocator, defined in C because Zig cannot
  * choose a TLS model: initial-exec (one %fs-relative load) instead of the
  * general-dynamic __tls_get_addr call a shared library gets by default — 7% of
  * the instructions of a malloc/free pair. Hidden, so libhmalloc.so and
- * libmemtier.so loaded in one process each keep their own. 8 bytes of static
- * TLS: within the surplus glibc keeps for dlopen'ed libraries (Deno). */
+ * libmemtier.so loaded in one process each keep their own. 16 bytes of static
+ * TLS: within the surplus glibc keeps for dlopen'ed libraries (Deno).
+ *   hm_thread_cache_tls   the thread's cache of every pool (thread_cache.zig)
+ *   hm_memtier_state_tls  libmemtier's per-thread tier ledger (memtier.zig; unused in
+ *                         libhmalloc.so) */
 __attribute__((visibility("hidden"), tls_model("initial-exec"))) __thread void *hm_thread_cache_tls;
+__attribute__((visibility("hidden"), tls_model("initial-exec"))) __thread void *hm_memtier_state_tls;
