@@ -1,6 +1,6 @@
 /** The shared argument loop: GNU-like forms, stopping at the program, errors naming the token. */
 import assert from "node:assert/strict";
-import { type GetoptMessages, type GetoptOption, GetoptScanner } from "../lib/getopt.ts";
+import { type GetoptMessages, type GetoptOption, GetoptScanner } from "../cli/getopt.ts";
 
 const options: readonly GetoptOption[] = [
   { long: "membind", short: "m" },

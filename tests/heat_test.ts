@@ -1,7 +1,7 @@
 // `usage PID --heat`: the strip's shading by access frequency, the node row, the region lines, and
 // the refusal without DAMON.
 import assert from "node:assert/strict";
-import { heatLevel, heatText, runHeatView } from "../lib/heat.ts";
+import { heatLevel, heatText, runHeatView } from "../cli/heat.ts";
 import { FakeDamon } from "./fake_damon.ts";
 
 Deno.test("heat levels go from cold (0) to the hottest (4) by nr_accesses", () => {

@@ -10,7 +10,7 @@ import {
   MPOL_MODE,
   parseHmctlArgs,
   policyEnv,
-} from "../lib/hmctl_options.ts";
+} from "../cli/hmctl_options.ts";
 import type { NodeTopology } from "../lib/node_list.ts";
 
 const fourNodes: NodeTopology = { online: [0, 1, 2, 3], allowed: [0, 1, 2, 3] };

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { findProgram, launch, LaunchError, signalExitCode } from "../lib/launch.ts";
+import { findProgram, launch, LaunchError, signalExitCode } from "../cli/launch.ts";
 
 /** A temp dir with `bin1/` (a non-executable `tool`) and `bin2/` (an executable `tool`). */
 function withBins(body: (dir: string) => void | Promise<void>): () => Promise<void> {

@@ -1,5 +1,5 @@
 // `cli.ts memtier`, spawned for real: configuration checked before the program runs, the
-// program's environment, exit codes and signals; plus the parser of lib/memtier_launch.ts.
+// program's environment, exit codes and signals; plus the parser of cli/memtier_launch.ts.
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import {
@@ -8,7 +8,7 @@ import {
   memtierEnv,
   type MemtierRequest,
   parseMemtierArgs,
-} from "../lib/memtier_launch.ts";
+} from "../cli/memtier_launch.ts";
 
 const CLI = fileURLToPath(new URL("../cli.ts", import.meta.url));
 const LIB = fileURLToPath(new URL("../zig-src/zig-out/lib/libmemtier.so", import.meta.url));

@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { kmemDaxProblem } from "../lib/kmem_dax_nodes.ts";
+import { kmemDaxProblem } from "../cli/kmem_dax_nodes.ts";
 import { fakeOneNode, fakeVm } from "./fake_sysfs.ts";
 
 const CLI = fileURLToPath(new URL("../cli.ts", import.meta.url));

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { MPOL_MODE, parseHmctlArgs, policyEnv, type PolicyMode } from "../lib/hmctl_options.ts";
+import { MPOL_MODE, parseHmctlArgs, policyEnv, type PolicyMode } from "../cli/hmctl_options.ts";
 import type { NodeTopology } from "../lib/node_list.ts";
 import { parseMappingPolicy } from "../lib/numa_maps.ts";
 import { POLICY_MODES } from "../lib/policy_names.ts";

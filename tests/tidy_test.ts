@@ -2,14 +2,16 @@
  * Keeps the code base tidy, in the spirit of TigerBeetle's tidy check: a rule checked by a test
  * lives in the code, not in a review.
  *
- * - A comment that names a file of this project (`pool.zig`, `lib/launch.ts`,
+ * - A comment that names a file of this project (`pool.zig`, `cli/launch.ts`,
  *   `scripts/test.sh`, …) names one that exists: file essays and comments are how a newcomer
  *   finds their way, and a stale reference sends them nowhere.
+ * - The TypeScript folders import downwards only: `ffi/` nothing of `lib/` or `cli/`, `lib/`
+ *   nothing of `cli/` (the library must not need what only the command line uses).
  * - No line of Zig, C or shell source is longer than 200 characters (TypeScript's width is
  *   `deno fmt`'s, checked by CI's lint), and no Zig function is longer than 200 lines.
  */
 import assert from "node:assert/strict";
-import { basename, join } from "node:path";
+import { basename, dirname, join, normalize } from "node:path";
 import { repoRoot } from "./vm.ts";
 
 const tracked = new TextDecoder().decode(
@@ -73,6 +75,37 @@ Deno.test("every project file a comment names exists", () => {
     });
   }
   assert.deepEqual(stale, [], `comments naming files that do not exist:\n${stale.join("\n")}`);
+});
+
+/** The folders a folder's modules must not import (`ffi/` < `lib/` < `cli/`, `cli.ts`). */
+const forbiddenImports: Record<string, string[]> = {
+  "ffi/": ["lib/", "cli/", "cli.ts", "mod.ts"],
+  "lib/": ["cli/", "cli.ts", "mod.ts"],
+};
+
+/** The local modules a TypeScript file imports (static, dynamic and type-only), repo-relative. */
+function localImports(file: string): string[] {
+  const text = Deno.readTextFileSync(join(repoRoot, file));
+  const specifiers = [
+    ...text.matchAll(/^\s*(?:import|export)\b[^;]*?\bfrom\s*["']([^"']+)["']/gms),
+    ...text.matchAll(/^\s*import\s*["']([^"']+)["']/gm),
+    ...text.matchAll(/\bimport\(\s*["']([^"']+)["']\s*\)/g),
+  ].map((m) => m[1]).filter((s) => s.startsWith("."));
+  return specifiers.map((s) => normalize(join(dirname(file), s)));
+}
+
+Deno.test("ffi/ imports nothing of lib/ or cli/, and lib/ nothing of cli/", () => {
+  const wrong: string[] = [];
+  for (const file of tracked.filter((f) => f.endsWith(".ts"))) {
+    const folder = Object.keys(forbiddenImports).find((f) => file.startsWith(f));
+    if (folder === undefined) continue;
+    for (const target of localImports(file)) {
+      if (forbiddenImports[folder].some((f) => target === f || target.startsWith(f))) {
+        wrong.push(`${file} imports ${target}`);
+      }
+    }
+  }
+  assert.deepEqual(wrong, []);
 });
 
 Deno.test("no Zig, C or shell line is longer than 200 characters", () => {

@@ -10,11 +10,11 @@ import {
   startKdamond,
 } from "../lib/damon.ts";
 import { type PlanLimits, planMoves, type PlanRegion } from "../lib/tiering_plan.ts";
-import { parseDuration, parseSize, parseTierArgs } from "../lib/tier_options.ts";
+import { parseDuration, parseSize, parseTierArgs } from "../cli/tier_options.ts";
 import { checkTiering, TieringError } from "../lib/tiering.ts";
 import { chooseEngine, kernelEngineUnavailable } from "../lib/tiering_engine.ts";
 import { cleanupLeftovers, recordClaim } from "../lib/tiering_state.ts";
-import { defaultFastNodes, defaultSlowNodes, runTier } from "../lib/tier_run.ts";
+import { defaultFastNodes, defaultSlowNodes, runTier } from "../cli/tier_run.ts";
 import type { Topology } from "../lib/topology.ts";
 import { FakeDamon } from "./fake_damon.ts";
 

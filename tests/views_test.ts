@@ -5,7 +5,7 @@ import {
   type TopologyJson,
   type UsageJson,
   type ViewOptions,
-} from "../lib/views.ts";
+} from "../cli/views.ts";
 import { fakeTree, fakeVm } from "./fake_sysfs.ts";
 
 /** Runs a view with captured stdout/stderr. */

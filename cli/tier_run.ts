@@ -18,8 +18,8 @@
  */
 
 import { constants } from "node:os";
-import { DamonBusyError, kdamondCount, kdamondIsFree, sysfsDamonFs } from "./damon.ts";
-import { parseNodeList, readNodeTopology } from "./node_list.ts";
+import { DamonBusyError, kdamondCount, kdamondIsFree, sysfsDamonFs } from "../lib/damon.ts";
+import { parseNodeList, readNodeTopology } from "../lib/node_list.ts";
 import { parseTierArgs, TIER_USAGE, type TierRequest } from "./tier_options.ts";
 import {
   checkAccess,
@@ -29,11 +29,11 @@ import {
   TieringError,
   type TieringFigures,
   type TieringSession,
-} from "./tiering.ts";
-import { chooseEngine } from "./tiering_engine.ts";
-import { cleanupLeftovers } from "./tiering_state.ts";
-import { lowerTierNodes, readTopology, type Topology, topTierNodes } from "./topology.ts";
-import { parseKernelNodeList } from "./node_list.ts";
+} from "../lib/tiering.ts";
+import { chooseEngine } from "../lib/tiering_engine.ts";
+import { cleanupLeftovers } from "../lib/tiering_state.ts";
+import { lowerTierNodes, readTopology, type Topology, topTierNodes } from "../lib/topology.ts";
+import { parseKernelNodeList } from "../lib/node_list.ts";
 
 /** Exit status of refused requests. */
 export const EXIT_REFUSED = 2;
@@ -76,7 +76,7 @@ function cpusAllowed(pid: number | "self"): number[] {
  * @example
  * ```ts
  * import { defaultFastNodes } from "./tier_run.ts";
- * import { readTopology } from "./topology.ts";
+ * import { readTopology } from "../lib/topology.ts";
  * console.log(defaultFastNodes(readTopology(), [0])); // e.g. [0]
  * ```
  */
@@ -94,7 +94,7 @@ export function defaultFastNodes(topology: Topology, cpus: readonly number[]): n
  * @example
  * ```ts
  * import { defaultSlowNodes } from "./tier_run.ts";
- * import { readTopology } from "./topology.ts";
+ * import { readTopology } from "../lib/topology.ts";
  * console.log(defaultSlowNodes(readTopology())); // [] on a one-tier machine
  * ```
  */

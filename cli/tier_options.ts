@@ -15,9 +15,7 @@
  */
 
 import { type GetoptMessages, type GetoptOption, GetoptScanner } from "./getopt.ts";
-
-/** Which engine the user asked for. */
-export type EngineChoice = "user" | "kernel" | "auto";
+import type { EngineChoice } from "../lib/tiering_engine.ts";
 
 /** A parsed `tier` command line. */
 export type TierRequest =

@@ -21,9 +21,9 @@ import {
   releaseKdamond,
   startKdamond,
   sysfsDamonFs,
-} from "./damon.ts";
-import { sym } from "./registry.ts";
-import { checkAccess, TieringError } from "./tiering.ts";
+} from "../lib/damon.ts";
+import { sym } from "../lib/registry.ts";
+import { checkAccess, TieringError } from "../lib/tiering.ts";
 
 /** Pages sampled per region to find its node. */
 export const NODE_SAMPLES = 64;

@@ -17,14 +17,14 @@
  *   environment (with neither, the library is a plain malloc replacement: one DRAM tier);
  * - the log level (0, 1 or 2, flag or inherited `MEMKIND_MEM_TIERING_LOG_LEVEL`);
  * - that every FS_DAX PATH is an existing directory and that a KMEM_DAX tier finds a node
- *   (`lib/kmem_dax_nodes.ts`; the library would exit at start-up);
+ *   (`cli/kmem_dax_nodes.ts`; the library would exit at start-up);
  * - that libmemtier.so exists: `TIERMEM_MEMTIER_LIB`, else the local build
  *   `zig-src/zig-out/lib/libmemtier.so` next to this module.
  *
  * The program's environment is the launcher's, plus `LD_PRELOAD` with the library's absolute
  * path in front of any preload already there, and the variables above. Tier options given on
  * the command line replace inherited tier variables (an inherited MEMKIND_MEM_THRESHOLDS is
- * dropped unless `--thresholds` is given). Launching is `lib/launch.ts`'s: PATH search,
+ * dropped unless `--thresholds` is given). Launching is `cli/launch.ts`'s: PATH search,
  * signal forwarding, the program's exit status or 128 + signal.
  *
  * @module
@@ -35,7 +35,7 @@ import { writeAll } from "./write_all.ts";
 import { type GetoptMessages, type GetoptOption, GetoptScanner } from "./getopt.ts";
 import { kmemDaxProblem } from "./kmem_dax_nodes.ts";
 import { launch, LaunchError, statOrNull } from "./launch.ts";
-import { parseTierSpec, tierEnvFromFlags, type TierSpec } from "./tier_spec.ts";
+import { parseTierSpec, tierEnvFromFlags, type TierSpec } from "../lib/tier_spec.ts";
 
 /** Exit status for a bad configuration, a usage error or a program that cannot run. */
 export const EXIT_USAGE = 2;

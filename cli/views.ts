@@ -18,8 +18,8 @@ import process from "node:process";
 import { stripVTControlCharacters, styleText } from "node:util";
 import { runHeatView } from "./heat.ts";
 import { writeAllSync } from "./write_all.ts";
-import { formatNodeList } from "./node_list.ts";
-import { type MappingKind, processNumaUsage } from "./numa_maps.ts";
+import { formatNodeList } from "../lib/node_list.ts";
+import { type MappingKind, processNumaUsage } from "../lib/numa_maps.ts";
 import {
   currentNode,
   highestBandwidthNodes,
@@ -28,7 +28,7 @@ import {
   readTopology,
   sysfsReader,
   type Topology,
-} from "./topology.ts";
+} from "../lib/topology.ts";
 
 /** Where a view reads and writes; every field defaults to the real process. */
 export interface ViewOptions {

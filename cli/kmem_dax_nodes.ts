@@ -18,7 +18,7 @@ import {
   parseKernelNodeList,
   parseNodeList,
   readNodeTopology,
-} from "./node_list.ts";
+} from "../lib/node_list.ts";
 
 /** The node directory of sysfs. */
 const NODE_DIR = "/sys/devices/system/node";

@@ -31,9 +31,9 @@
  * @module
  */
 
-import { type NodeTopology, parseNodeList } from "./node_list.ts";
+import { type NodeTopology, parseNodeList } from "../lib/node_list.ts";
 import { type GetoptMessages, GetoptScanner } from "./getopt.ts";
-import { POLICY_MODES, type PolicyModeName } from "./policy_names.ts";
+import { POLICY_MODES, type PolicyModeName } from "../lib/policy_names.ts";
 
 /** The placement policies hmctl sets (names as in ARCHITECTURE.md and `HMALLOC_POLICY`). */
 export type PolicyMode = Exclude<PolicyModeName, "default">;
