@@ -30,7 +30,8 @@
  * (ENOSPC)`, and exit status 1: the standard streams' writes are tagged with their name here, and
  * {@link main} turns such an error into that line, whichever subcommand wrote.
  *
- * This file only parses and delegates; the logic lives in `lib/`, tested there.
+ * This file only parses and delegates: the command line's logic lives in `cli/` (over the library
+ * of `lib/`), tested in `tests/unit/`.
  *
  * @module
  */
