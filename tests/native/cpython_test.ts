@@ -10,17 +10,15 @@
  */
 import assert from "node:assert/strict";
 import { repoRoot } from "../support/vm.ts";
+import { missingLibrary } from "../support/c_programs.ts";
 
 const PYTHON = "/usr/bin/python3.11";
 const LIB = Deno.env.get("TIERMEM_MEMTIER_LIB") ?? `${repoRoot}/zig-src/zig-out/lib/libmemtier.so`;
 const MODULES = ["test_posix", "test_subprocess", "test_decimal"] as const;
 
 function missing(): string | null {
-  try {
-    Deno.statSync(LIB);
-  } catch {
-    return `${LIB} not built (bash scripts/build.sh)`;
-  }
+  const lib = missingLibrary(LIB);
+  if (lib) return lib;
   try {
     const out = new Deno.Command(PYTHON, {
       args: ["-c", "import test.libregrtest"],

@@ -9,18 +9,12 @@ import {
   type MemtierRequest,
   parseMemtierArgs,
 } from "../../cli/memtier_launch.ts";
+import { missingLibrary } from "../support/c_programs.ts";
 
 const CLI = fileURLToPath(new URL("../../cli.ts", import.meta.url));
 const LIB = fileURLToPath(new URL("../../zig-src/zig-out/lib/libmemtier.so", import.meta.url));
 const HMALLOC_LIB = LIB.replace("libmemtier.so", "libhmalloc.so");
-const libraryMissing = ((): string | false => {
-  try {
-    Deno.statSync(LIB);
-    return false;
-  } catch {
-    return `${LIB} not built (bash scripts/build.sh)`;
-  }
-})();
+const libraryMissing = missingLibrary(LIB);
 if (libraryMissing) {
   console.log(`memtier CLI tests that need the library skipped: ${libraryMissing}`);
 }

@@ -10,17 +10,11 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { kmemDaxProblem } from "../../cli/kmem_dax_nodes.ts";
 import { fakeOneNode, fakeVm } from "../support/fake_sysfs.ts";
+import { missingLibrary } from "../support/c_programs.ts";
 
 const CLI = fileURLToPath(new URL("../../cli.ts", import.meta.url));
 const LIB = fileURLToPath(new URL("../../zig-src/zig-out/lib/libmemtier.so", import.meta.url));
-const libraryMissing = ((): string | false => {
-  try {
-    Deno.statSync(LIB);
-    return false;
-  } catch {
-    return `${LIB} not built (bash scripts/build.sh)`;
-  }
-})();
+const libraryMissing = missingLibrary(LIB);
 if (libraryMissing) console.log(`memtier exit status tests skipped: ${libraryMissing}`);
 const ignore = libraryMissing !== false;
 

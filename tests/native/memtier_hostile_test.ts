@@ -8,20 +8,14 @@
  * bump pointer's end).
  */
 import assert from "node:assert/strict";
-import { buildCProgram } from "../support/c_programs.ts";
+import { buildCProgram, missingLibrary } from "../support/c_programs.ts";
 import { repoRoot } from "../support/vm.ts";
 
 /** The library under test (`TIERMEM_MEMTIER_LIB`, as for the launcher, checks another build). */
 const LIB = Deno.env.get("TIERMEM_MEMTIER_LIB") ?? `${repoRoot}/zig-src/zig-out/lib/libmemtier.so`;
-const ignore: boolean = (() => {
-  try {
-    Deno.statSync(LIB);
-    return false;
-  } catch {
-    console.log(`memtier hostile-program tests skipped: ${LIB} not built (bash scripts/build.sh)`);
-    return true;
-  }
-})();
+const libraryMissing = missingLibrary(LIB);
+if (libraryMissing) console.log(`memtier hostile-program tests skipped: ${libraryMissing}`);
+const ignore = libraryMissing !== false;
 
 const shmDir: string = ignore
   ? "/dev/shm"

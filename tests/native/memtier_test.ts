@@ -9,19 +9,12 @@
  * directory under /dev/shm (tmpfs), removed at the end.
  */
 import assert from "node:assert/strict";
-import { buildCProgram } from "../support/c_programs.ts";
+import { buildCProgram, missingLibrary } from "../support/c_programs.ts";
 import { repoRoot } from "../support/vm.ts";
 import { parseTierSpec } from "../../lib/tier_spec.ts";
 
 const LIB = `${repoRoot}/zig-src/zig-out/lib/libmemtier.so`;
-const libraryMissing: string | false = (() => {
-  try {
-    Deno.statSync(LIB);
-    return false;
-  } catch {
-    return `${LIB} not built (bash scripts/build.sh)`;
-  }
-})();
+const libraryMissing = missingLibrary(LIB);
 if (libraryMissing) console.log(`memtier tests skipped: ${libraryMissing}`);
 const ignore = libraryMissing !== false;
 

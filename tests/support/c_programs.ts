@@ -23,24 +23,34 @@ export const includeDir: string = Deno.env.get("TIERMEM_INCLUDE_DIR") ??
 /** Where test programs are built. */
 export const outDir: string = `${repoRoot}/tests/out`;
 
+/**
+ * Why a built library at `path` cannot be tested (`PATH not built (bash scripts/build.sh)`), or
+ * false when it is there: the tests that need it are ignored and say so.
+ */
+export function missingLibrary(path: string): string | false {
+  try {
+    Deno.statSync(path);
+    return false;
+  } catch {
+    return `${path} not built (bash scripts/build.sh)`;
+  }
+}
+
 /** Whether libhmalloc.so exists and exports the hmalloc API, and if not, why. */
 export type LibraryStatus = { ok: true } | { ok: false; reason: string };
 
 /** Checks that `libDir/libhmalloc.so` exports hmalloc and hfree (via `nm -D`). */
 export function hmallocLibraryStatus(): LibraryStatus {
   const lib = `${libDir}/libhmalloc.so`;
-  try {
-    Deno.statSync(lib);
-  } catch {
-    return { ok: false, reason: `${lib} not built (bash scripts/build.sh)` };
-  }
+  const missing = missingLibrary(lib);
+  if (missing) return { ok: false, reason: missing };
   const out = new Deno.Command("nm", { args: ["-D", "--defined-only", lib] }).outputSync();
   const names = new Set(
     new TextDecoder().decode(out.stdout).split("\n").map((l: string) => l.trim().split(/\s+/)[2]),
   );
-  const missing = ["hmalloc", "hfree"].filter((n: string) => !names.has(n));
-  if (missing.length > 0) {
-    return { ok: false, reason: `${lib} does not export ${missing.join(", ")}` };
+  const absent = ["hmalloc", "hfree"].filter((n: string) => !names.has(n));
+  if (absent.length > 0) {
+    return { ok: false, reason: `${lib} does not export ${absent.join(", ")}` };
   }
   return { ok: true };
 }
