@@ -8,8 +8,8 @@
  * ```
  *
  * Without a subcommand this is SK hynix `hmctl`: `deno run -A cli.ts -m 2 ./prog` runs
- * `./prog` with its hmalloc pool bound to node 2 (see `--help`, `lib/hmctl_options.ts`
- * for the grammar and environment, `lib/launch.ts` for PATH search, signals and exit
+ * `./prog` with its hmalloc pool bound to node 2 (see `--help`, `cli/hmctl_options.ts`
+ * for the grammar and environment, `cli/launch.ts` for PATH search, signals and exit
  * status).
  *
  * A subcommand is recognised only as the *first* argument, by an exact entry in
@@ -30,7 +30,8 @@
  * (ENOSPC)`, and exit status 1: the standard streams' writes are tagged with their name here, and
  * {@link main} turns such an error into that line, whichever subcommand wrote.
  *
- * This file only parses and delegates; the logic lives in `lib/`, tested there.
+ * This file only parses and delegates: the command line's logic lives in `cli/` (over the library
+ * of `lib/`), tested in `tests/unit/`.
  *
  * @module
  */
@@ -42,13 +43,13 @@ import {
   type HmctlRequest,
   hmctlUsage,
   parseHmctlArgs,
-} from "./lib/hmctl_options.ts";
-import { launch, LaunchError } from "./lib/launch.ts";
-import { runMemtier } from "./lib/memtier_launch.ts";
+} from "./cli/hmctl_options.ts";
+import { launch, LaunchError } from "./cli/launch.ts";
+import { runMemtier } from "./cli/memtier_launch.ts";
 import { readNodeTopology } from "./lib/node_list.ts";
-import { runTopologyView, runUsageView } from "./lib/views.ts";
-import { runTier } from "./lib/tier_run.ts";
-import { writeAll, writeAllSync } from "./lib/write_all.ts";
+import { runTopologyView, runUsageView } from "./cli/views.ts";
+import { runTier } from "./cli/tier_run.ts";
+import { writeAll, writeAllSync } from "./cli/write_all.ts";
 
 /** A subcommand: its arguments (after its name) in, the process exit status out. */
 export type Subcommand = (args: string[]) => Promise<number>;

@@ -13,7 +13,8 @@
  * @module
  */
 
-import type { EngineChoice } from "./tier_options.ts";
+/** Which engine the user asked for (`tiermem tier --engine`). */
+export type EngineChoice = "user" | "kernel" | "auto";
 
 /** What the machine offers the kernel engine. */
 export interface KernelEngineFacts {

@@ -1,4 +1,4 @@
-/* aarch64_smoke.c — run under qemu-aarch64 by tests/dist_test.ts against the shipped aarch64
+/* aarch64_smoke.c — run under qemu-aarch64 by tests/native/dist_test.ts against the shipped aarch64
  * libhmalloc.so: the hmalloc API works on that architecture (sizes, alignment, contents,
  * realloc, calloc). Prints one line and exits 0 when every check holds. */
 #include <hmalloc.h>

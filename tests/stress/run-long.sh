@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The long hardening runs of issue 6 (the short versions are tests/stress_test.ts and
-# tests/memtier_test.ts). Each part prints PASS/FAIL lines; the last line is `N passed, M failed`.
+# The long hardening runs of issue 6 (the short versions are tests/native/stress_test.ts and
+# tests/native/memtier_test.ts). Each part prints PASS/FAIL lines; the last line is `N passed, M failed`.
 #
 #   bash tests/stress/run-long.sh              everything (~30-60 min on a busy 2-core machine)
 #   PARTS="stress fork" bash tests/stress/run-long.sh
@@ -9,7 +9,7 @@
 #   stress    tests/c/stress.c `threads` for CONFIGS (THREADSxOPS per thread, default
 #             "2x1000000 8x1000000 64x250000") via the hmalloc API and via malloc under
 #             libmemtier (DRAM, DRAM+FS_DAX): checksums intact, RSS back near baseline
-#             (the rule of tests/stress_test.ts: +16 MiB + 5% of the peak's growth)
+#             (the rule of tests/native/stress_test.ts: +16 MiB + 5% of the peak's growth)
 #   fork      fork 8 threads x 1000 forks (hmalloc), spawn 8 x 500 (hmalloc, memtier)
 #   valgrind  memcheck of the hmalloc build: threads 8 x 20000, fork 4 x 50, spawn 4 x 50
 #   programs  real programs, same output and status without and with libmemtier (DRAM only,
@@ -51,7 +51,7 @@ run_as() {
   esac
 }
 
-# rss_ok JSON: the "near baseline" rule of tests/stress_test.ts.
+# rss_ok JSON: the "near baseline" rule of tests/native/stress_test.ts.
 rss_ok() {
   python3 -c '
 import json, sys
@@ -165,8 +165,8 @@ part_programs() {
     SELECT v % 10, count(*) FROM t GROUP BY 1 ORDER BY 1;\""
   # deno test of this project (its pure-TypeScript tests: no C builds, VM or nested preload).
   same "deno test (TS units)" "grep -E '^(ok|FAILED) \\|' | sed -E 's/ \\([0-9.]+m?s\\)\$//'" \
-    env NO_COLOR=1 "$DENO" test -A --no-check=remote tests/node_list_test.ts tests/tier_spec_test.ts \
-    tests/hmctl_options_test.ts tests/numa_maps_test.ts tests/topology_test.ts tests/memtier_cli_test.ts
+    env NO_COLOR=1 "$DENO" test -A --no-check=remote tests/unit/node_list_test.ts tests/unit/tier_spec_test.ts \
+    tests/unit/hmctl_options_test.ts tests/unit/numa_maps_test.ts tests/unit/topology_test.ts tests/native/memtier_cli_test.ts
   rm -rf "$tmp"
 }
 
