@@ -11,7 +11,7 @@ const Threshold = tier_spec.Threshold;
 const message_bytes_max = tier_spec.message_bytes_max;
 const tier_spec = @import("tier_spec.zig");
 // ---------------------------------------------------------------------------------------
-// Tests: the shared case table (also run by tests/tier_spec_test.ts), then Zig specifics.
+// Tests: the shared case table (also run by tests/unit/tier_spec_test.ts), then Zig specifics.
 
 const cases_json = @embedFile("testdata/tier_spec_cases.json");
 
