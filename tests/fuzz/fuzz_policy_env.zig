@@ -1,5 +1,5 @@
 //! Fuzz target: the environment → default pool policy (policy_env.zig
-//! `fromVariables`, what `fromEnvironment` runs before main).
+//! `fromVariables`, what registry.zig's `policyFromEnvironment` runs before main).
 //!
 //! Input: a flags byte (bit 0 HMALLOC_POLICY, 1 HMALLOC_NODEMASK,
 //! 2 HMALLOC_MPOL_MODE, 3 HMALLOC_JEMALLOC set), then the set variables'

@@ -37,7 +37,7 @@
 //! messages; both run the case table `testdata/tier_spec_cases.json`.
 const std = @import("std");
 const assert = std.debug.assert;
-const node_list = @import("node_list.zig"); // its `quoted` escapes like every message here
+const node_list = @import("placement").node_list; // its `quoted` escapes like every message here
 
 /// Most tiers a configuration may name (memkind's 1 KiB string fits ~37 FS_DAX tiers; real
 /// machines have DRAM, one KMEM_DAX and a few FS_DAX). Bounds `Spec` and per-thread state.
