@@ -11,8 +11,8 @@
 //! escaped). Accepted: the
 //! policy formats to a string that `Policy.parse` reads back identically.
 const std = @import("std");
-const policy_env = @import("policy_env");
-const check = @import("check.zig");
+const policy_env = @import("placement").policy_env;
+const check = @import("fuzz_check");
 
 pub const panic = std.debug.FullPanic(check.panic);
 const Policy = @typeInfo(@typeInfo(@TypeOf(policy_env.fromVariables)).@"fn".return_type.?).error_union.payload;
