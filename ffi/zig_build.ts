@@ -6,8 +6,9 @@
  * names under `src/` (`b.path("src/….zig")`, C sources), and everything those `@import`,
  * `@embedFile` or `#include "…"`, transitively — a named module `@import("placement")` being
  * the root file of its folder, `src/placement/placement.zig` (the build script's rule). No file
- * list to keep in sync, and it works over https where a directory cannot be listed. The build is the portable one (`zig-src/build.zig`'s
- * default target) and lands atomically in the per-user cache.
+ * list to keep in sync, and it works over https where a directory cannot be listed. The build is
+ * the portable one (`zig-src/build.zig`'s default target) and lands atomically in the per-user
+ * cache.
  *
  * @module
  */
@@ -112,9 +113,7 @@ export async function readZigSources(
       ? [...text.matchAll(/@(import|embedFile)\("([^"]+)"\)/g)]
         // std, builtin and root are not files; a named module is its folder's root file
         .filter((m) => m[1] === "embedFile" || !["std", "builtin", "root"].includes(m[2]))
-        .map((m) =>
-          m[1] === "import" && !m[2].endsWith(".zig") ? `/src/${m[2]}/${m[2]}.zig` : m[2]
-        )
+        .map((m) => m[1] === "import" && !m[2].endsWith(".zig") ? `/src/${m[2]}/${m[2]}.zig` : m[2])
       : /\.(c|h)$/.test(path)
       ? [...text.matchAll(/^\s*#\s*include\s+"([^"]+)"/gm)].map((m) => m[1])
       : [];

@@ -19,7 +19,8 @@ Deno.test("the published file set has no *_test.zig, no *_fuzz.zig, no test data
   const files = [...text.matchAll(/file:\/\/(\S+)/g)].map((m) => m[1].slice(repoRoot.length + 1));
   assert.ok(files.includes("mod.ts") && files.includes("zig-src/src/alloc/pool.zig"), text);
   const unwanted = files.filter((f: string) =>
-    f.endsWith("_test.zig") || f.endsWith("_fuzz.zig") || f.includes("testdata/") || f.startsWith("tests/")
+    f.endsWith("_test.zig") || f.endsWith("_fuzz.zig") || f.includes("testdata/") ||
+    f.startsWith("tests/")
   );
   assert.deepEqual(unwanted, []);
 });
