@@ -1,4 +1,4 @@
-//! Tests of tier_spec.zig: the shared case table (testdata/tier_spec_cases.json,
+//! Tests of tier_spec.zig: the shared case table (zig-src/src/testdata/tier_spec_cases.json,
 //! also run by the TypeScript port), slices into the input, limits, defaults.
 const std = @import("std");
 const Spec = tier_spec.Spec;

@@ -1,5 +1,5 @@
 //! Holds policy.zig's Mode to the project's one naming table of policy modes
-//! (testdata/policy_names.json, the same file tests/policy_names_test.ts
+//! (zig-src/src/testdata/policy_names.json, the same file tests/policy_names_test.ts
 //! holds the TypeScript side to): every mode's name, Zig tag, MPOL_* name
 //! and number agree, and policy.zig knows no mode the table lacks.
 const std = @import("std");
