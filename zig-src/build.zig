@@ -136,6 +136,7 @@ pub fn build(b: *std.Build) void {
         .pic = true,
     };
     var fuzz_modules: ?std.StringArrayHashMapUnmanaged(*std.Build.Module) = null;
+    var fuzz_built: usize = 0;
     for (src.folders) |folder| for (folder.files) |file| {
         if (!std.mem.endsWith(u8, file, "_fuzz.zig")) continue;
         const parser = file[0 .. file.len - "_fuzz.zig".len];
@@ -167,7 +168,10 @@ pub fn build(b: *std.Build) void {
         const binary = link.addOutputFileArg(name);
         // Installed by rename (a run may be executing the old binary).
         fuzz_step.dependOn(&b.addInstallFileWithDir(binary, .{ .custom = "fuzz" }, name).step);
+        fuzz_built += 1;
     };
+    if (fuzz_only) |names| if (fuzz_built != names.len)
+        std.process.fatal("-Dfuzz-target: {d} of the {d} names have no src/*/<name>_fuzz.zig", .{ names.len - fuzz_built, names.len });
 }
 
 const Folder = struct {
