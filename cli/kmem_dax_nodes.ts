@@ -2,7 +2,7 @@
  * Whether a KMEM_DAX tier can find its nodes, checked by the memtier launcher before the
  * program starts.
  *
- * libmemtier.so (`zig-src/src/tier_nodes.zig`) binds a KMEM_DAX tier to
+ * libmemtier.so (`zig-src/src/memtier/tier_nodes.zig`) binds a KMEM_DAX tier to
  * `MEMKIND_DAX_KMEM_NODES` when set (numactl syntax, checked against the usable nodes), else
  * to the nodes that have memory and no CPU. When neither gives a node the library prints one
  * line and exits with status 2 before `main`; the launcher asks the same question first, so the

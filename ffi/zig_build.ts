@@ -4,9 +4,11 @@
  *
  * Which sources: `zig-src/build.zig`, `zig-src/include/hmalloc.h`, every file the build script
  * names under `src/` (`b.path("src/….zig")`, C sources), and everything those `@import`,
- * `@embedFile` or `#include "…"`, transitively. No file list to keep in sync, and it works over
- * https where a directory cannot be listed. The build is the portable one (`zig-src/build.zig`'s
- * default target) and lands atomically in the per-user cache.
+ * `@embedFile` or `#include "…"`, transitively — a named module `@import("placement")` being
+ * the root file of its folder, `src/placement/placement.zig` (the build script's rule). No file
+ * list to keep in sync, and it works over https where a directory cannot be listed. The build is
+ * the portable one (`zig-src/build.zig`'s default target) and lands atomically in the per-user
+ * cache.
  *
  * @module
  */
@@ -109,13 +111,15 @@ export async function readZigSources(
     const text = decoder.decode(data);
     const references = path.endsWith(".zig")
       ? [...text.matchAll(/@(import|embedFile)\("([^"]+)"\)/g)]
-        // std, builtin and named modules are not files
-        .filter((m) => m[1] === "embedFile" || m[2].endsWith(".zig")).map((m) => m[2])
+        // std, builtin and root are not files; a named module is its folder's root file
+        .filter((m) => m[1] === "embedFile" || !["std", "builtin", "root"].includes(m[2]))
+        .map((m) => m[1] === "import" && !m[2].endsWith(".zig") ? `/src/${m[2]}/${m[2]}.zig` : m[2])
       : /\.(c|h)$/.test(path)
       ? [...text.matchAll(/^\s*#\s*include\s+"([^"]+)"/gm)].map((m) => m[1])
       : [];
     for (const reference of references) {
-      const next = new URL(dir + reference, base).href.slice(base.href.length);
+      const from = reference.startsWith("/") ? reference.slice(1) : dir + reference;
+      const next = new URL(from, base).href.slice(base.href.length);
       if (!files.has(next)) pending.push(next);
     }
   }

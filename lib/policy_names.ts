@@ -3,8 +3,8 @@
  * ARCHITECTURE.md), Linux's `MPOL_*` number, hmctl's option, the `PoolPolicy` option key
  * and the word the kernel writes in `/proc/PID/numa_maps`. `cli/hmctl_options.ts`, `pool.ts` and
  * `numa_maps.ts` derive their names from it; `tests/unit/policy_names_test.ts` and
- * `zig-src/src/policy_names_test.zig` hold it and Zig's `policy.Mode` to the same test table
- * (`zig-src/src/testdata/policy_names.json`).
+ * `zig-src/src/placement/policy_names_test.zig` hold it and Zig's `policy.Mode` to the same test
+ * table (`zig-src/src/testdata/policy_names.json`).
  *
  * @module
  */

@@ -2,8 +2,8 @@
  * The memory-tiering configuration of libmemtier: `MEMKIND_MEM_TIERS` and
  * `MEMKIND_MEM_THRESHOLDS`, checked before a program is launched.
  *
- * A port of `zig-src/src/tier_spec.zig` (the interposer's parser): the same grammar and the
- * same one-line messages, e.g.
+ * A port of `zig-src/src/memtier/tier_spec.zig` (the interposer's parser): the same grammar and
+ * the same one-line messages, e.g.
  *
  * ```text
  * MEMKIND_MEM_TIERING_LOG_ERROR: MEMKIND_MEM_TIERS: bad token "RATIO" in "KIND:DRAM,RATIO": missing value

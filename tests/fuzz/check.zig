@@ -1,6 +1,6 @@
 //! What every fuzz target checks, and how it fails.
 //!
-//! A target (one file per parser, `fuzz_<name>.zig`) exports
+//! A target (`zig-src/src/<folder>/<name>_fuzz.zig`, beside its parser) exports
 //! `fuzz_<name>(data, len)`: it parses the input, then checks the parser's
 //! promises — a rejection names a token that is a slice of the input (or
 //! the whole value) in a message of exactly one line, an acceptance

@@ -1,10 +1,10 @@
 /**
  * The parsers under coverage-guided fuzzing (issue 6), short CI run: libFuzzer drives each
- * Zig target of `tests/fuzz/` (tier spec, node list, policy string, policy environment) for
- * 5 s from the committed corpus, then on its saved regression inputs; a crash, a panic or a
- * broken promise (a rejection without a one-line message naming a token of the input, an
- * acceptance that does not round-trip through `format`) fails the test. The dedicated run:
- * `bash tests/fuzz/run-long.sh`.
+ * Zig target beside its parser (`zig-src/src/<folder>/<parser>_fuzz.zig`: tier spec, node list,
+ * policy string, policy environment) for 5 s from the committed corpus, then on its saved
+ * regression inputs; a crash, a panic or a broken promise (a rejection without a one-line message
+ * naming a token of the input, an acceptance that does not round-trip through `format`) fails the
+ * test. The dedicated run: `bash tests/fuzz/run-long.sh`.
  */
 
 import assert from "node:assert/strict";

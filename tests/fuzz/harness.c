@@ -1,5 +1,5 @@
 /*
- * libFuzzer entry for one Zig fuzz target (tests/fuzz/fuzz_<name>.zig),
+ * libFuzzer entry for one Zig fuzz target (zig-src/src/<folder>/<name>_fuzz.zig),
  * chosen at compile time: clang -DFUZZ_TARGET=fuzz_node_list ...
  *
  * Zig's -ffuzz instruments the target with inline 8-bit edge counters in the

@@ -200,7 +200,9 @@ Deno.test("the real package's Zig sources: build script, header, API root and it
   const files = await readZigSources();
   assert.ok(files.has("build.zig"));
   assert.ok(files.has("include/hmalloc.h"));
-  assert.ok(files.has("src/hmalloc_api.zig"));
+  assert.ok(files.has("src/abi/hmalloc_api.zig"));
+  // Named modules (`@import("placement")`) are followed to their folder's root and on.
+  assert.ok(files.has("src/placement/placement.zig") && files.has("src/alloc/pool.zig"));
   for (const path of files.keys()) {
     assert.ok(path === "build.zig" || path === "include/hmalloc.h" || path.startsWith("src/"));
   }
@@ -219,9 +221,11 @@ Deno.test("the real package's Zig sources: build script, header, API root and it
   }
 });
 
-// A tiny package that zig builds in seconds: a root, a nested import and an embedded file.
+// A tiny package that zig builds in seconds: a root, a nested import, a named module (whose path
+// the build script does not spell out) and an embedded file.
 const fakeBuildZig = `const std = @import("std");
 pub fn build(b: *std.Build) void {
+    const util = b.createModule(.{ .root_source_file = b.path(b.fmt("src/{s}/{s}.zig", .{ "util", "util" })) });
     const lib = b.addLibrary(.{
         .name = "hmalloc",
         .linkage = .dynamic,
@@ -231,6 +235,7 @@ pub fn build(b: *std.Build) void {
             .optimize = b.standardOptimizeOption(.{}),
         }),
     });
+    lib.root_module.addImport("util", util);
     lib.root_module.addCSourceFile(.{ .file = b.path("src/c/extra.c") });
     lib.installHeader(b.path("include/hmalloc.h"), "hmalloc.h");
     b.installArtifact(lib);
@@ -242,15 +247,18 @@ function writeFakeZigPackage(pkg: ReturnType<typeof fakePackage>): void {
   pkg.write("zig-src/include/hmalloc.h", "int hm_probe(void);\n");
   pkg.write(
     "zig-src/src/hmalloc_api.zig",
-    'const answer = @import("util/answer.zig");\nconst note = @embedFile("note.txt");\n' +
-      "extern fn extra_value() c_int;\n" +
-      "export fn hm_probe() c_int {\n    return answer.value + @as(c_int, note.len) + extra_value();\n}\n",
+    'const util = @import("util");\nconst inner = @import("nested/inner.zig");\n' +
+      'const note = @embedFile("note.txt");\nextern fn extra_value() c_int;\n' +
+      "export fn hm_probe() c_int {\n" +
+      "    return inner.base + util.answer.value + @as(c_int, note.len) + extra_value();\n}\n",
   );
   pkg.write(
-    "zig-src/src/util/answer.zig",
-    'pub const value: c_int = @import("../base.zig").base;\n',
+    "zig-src/src/nested/inner.zig",
+    'pub const base: c_int = @import("../base.zig").base;\n',
   );
-  pkg.write("zig-src/src/base.zig", "pub const base: c_int = 39;\n");
+  pkg.write("zig-src/src/base.zig", "pub const base: c_int = 38;\n");
+  pkg.write("zig-src/src/util/util.zig", 'pub const answer = @import("answer.zig");\n');
+  pkg.write("zig-src/src/util/answer.zig", "pub const value: c_int = 1;\n");
   pkg.write(
     "zig-src/src/c/extra.c",
     '#include "extra.h"\nint extra_value(void) { return EXTRA; }\n',
@@ -283,8 +291,10 @@ Deno.test({
       "src/c/extra.c",
       "src/c/extra.h",
       "src/hmalloc_api.zig",
+      "src/nested/inner.zig",
       "src/note.txt",
       "src/util/answer.zig",
+      "src/util/util.zig",
     ]);
     const location = await locateLibrary(options);
     assert.deepEqual(location, { path: `${options.cacheDir}/libhmalloc.so`, source: "built" });

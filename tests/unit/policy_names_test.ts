@@ -1,6 +1,6 @@
 /**
  * Holds the TypeScript side to the project's one naming table of policy modes,
- * `zig-src/src/testdata/policy_names.json` (zig-src/src/policy_names_test.zig holds
+ * `zig-src/src/testdata/policy_names.json` (zig-src/src/placement/policy_names_test.zig holds
  * policy.zig's `Mode` to the same file): lib/policy_names.ts says the same, every hmctl
  * option parses to its mode, every Pool key formats to its name and every numa_maps word
  * parses back to it.

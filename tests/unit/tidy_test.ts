@@ -33,7 +33,9 @@ function commentOf(line: string): string | undefined {
 
 /** Project file names a comment mentions: paths with a directory, or bare names of our kinds. */
 function referencedFiles(comment: string): string[] {
-  const names = [...comment.matchAll(/(?<![\w./@:-])((?:[\w-]+\/)*[\w-]+\.(?:zig|ts|c|h|sh))\b/g)]
+  const names = [
+    ...comment.matchAll(/(?<![\w./@:*<>{}-])((?:[\w-]+\/)*[\w-]+\.(?:zig|ts|c|h|sh))\b/g),
+  ]
     .map((m) => m[1]);
   // Not ours to check: placeholders (`tests/c/NAME.c`, `DIR/NAME.sh`), system headers, and the
   // README's example program, which its tests write out.
@@ -58,7 +60,7 @@ function exists(reference: string, from: string): boolean {
   if (trackedSet.has(reference)) return true;
   const relative = join(from, "..", reference).replace(/^\.\//, "");
   if (trackedSet.has(relative)) return true;
-  // A path below a folder of ours, named from inside it (e.g. `src/pool.zig` in zig-src/).
+  // A path below a folder of ours, named from inside it (e.g. `src/alloc/pool.zig` in zig-src/).
   return tracked.some((f) => f.endsWith(`/${reference}`));
 }
 
@@ -136,4 +138,76 @@ Deno.test("no Zig function is longer than 200 lines", () => {
     });
   }
   assert.deepEqual(long, []);
+});
+
+// The Zig folders (zig-src/src/<folder>/, ARCHITECTURE.md): a folder with a root file of its own
+// name is a named module; `abi/` holds the libraries' roots.
+const zigSrc = "zig-src/src/";
+const zigFolders = [
+  ...new Set(
+    tracked.filter((f) => f.startsWith(zigSrc) && f.endsWith(".zig"))
+      .map((f) => f.slice(zigSrc.length).split("/")[0]),
+  ),
+];
+const zigFilesOf = (folder: string): string[] =>
+  tracked.filter((f) => f.startsWith(`${zigSrc}${folder}/`) && f.endsWith(".zig"))
+    .map((f) => basename(f));
+/** Roots of their own beside the code they test or attack: not part of the folder's module. */
+const ownRoot = (file: string): boolean => /_(test|fuzz)\.zig$/.test(file);
+
+Deno.test("every Zig file of a folder module is referenced by the folder's root, so its tests run", () => {
+  const missing: string[] = [];
+  for (const folder of zigFolders) {
+    const files = zigFilesOf(folder);
+    const root = `${folder}.zig`;
+    if (files.includes(root)) {
+      const text = Deno.readTextFileSync(join(repoRoot, zigSrc, folder, root));
+      for (const file of files) {
+        if (file !== root && !ownRoot(file) && !text.includes(`@import("${file}")`)) {
+          missing.push(`${zigSrc}${folder}/${file} (not imported by ${root})`);
+        }
+      }
+    } else {
+      // abi/: each file is a library root named in build.zig or imported by one of the folder.
+      const build = Deno.readTextFileSync(join(repoRoot, "zig-src/build.zig"));
+      const texts = files.map((f) => Deno.readTextFileSync(join(repoRoot, zigSrc, folder, f)));
+      for (const file of files) {
+        if (ownRoot(file) || build.includes(`"src/${folder}/${file}"`)) continue;
+        if (!texts.some((t) => t.includes(`@import("${file}")`))) {
+          missing.push(`${zigSrc}${folder}/${file} (neither a library root nor imported)`);
+        }
+      }
+    }
+  }
+  assert.deepEqual(missing, []);
+});
+
+/** The folders each folder may import by module name (ARCHITECTURE.md's "Zig folders"). */
+const zigImportsAllowed: Record<string, string[]> = {
+  placement: [],
+  alloc: ["placement"],
+  memtier: ["alloc", "placement"],
+  abi: ["alloc", "placement", "memtier"],
+};
+
+Deno.test("Zig folders import only the folders ARCHITECTURE.md allows (no cycle)", () => {
+  assert.deepEqual(
+    zigFolders.filter((f) => f !== "testdata").sort(),
+    Object.keys(zigImportsAllowed).sort(),
+  );
+  const wrong: string[] = [];
+  for (const folder of Object.keys(zigImportsAllowed)) {
+    for (const file of zigFilesOf(folder)) {
+      const text = Deno.readTextFileSync(join(repoRoot, zigSrc, folder, file));
+      for (const [, name] of text.matchAll(/@import\("(\w+)"\)/g)) {
+        if (name === "std" || name === "builtin" || zigImportsAllowed[folder].includes(name)) {
+          continue;
+        }
+        // A test or fuzz root imports the module it tests; a fuzz target its checks.
+        if (ownRoot(file) && (name === folder || name === "fuzz_check")) continue;
+        wrong.push(`${zigSrc}${folder}/${file} imports "${name}"`);
+      }
+    }
+  }
+  assert.deepEqual(wrong, []);
 });

@@ -1,13 +1,13 @@
 //! Holds policy.zig's Mode to the project's one naming table of policy modes
-//! (testdata/policy_names.json, the same file tests/unit/policy_names_test.ts
+//! (zig-src/src/testdata/policy_names.json, the same file tests/unit/policy_names_test.ts
 //! holds the TypeScript side to): every mode's name, Zig tag, MPOL_* name
 //! and number agree, and policy.zig knows no mode the table lacks.
 const std = @import("std");
 const testing = std.testing;
-const Mode = @import("policy.zig").Mode;
-const mpol = @import("numa_syscalls.zig").mpol;
+const Mode = @import("placement").policy.Mode;
+const mpol = @import("placement").numa_syscalls.mpol;
 
-const table_json = @embedFile("testdata/policy_names.json");
+const table_json = @embedFile("policy_names.json");
 
 /// One row of the table; the TypeScript-only columns are not read here.
 const Row = struct {
@@ -57,7 +57,7 @@ test "policy.zig has no mode the naming table lacks, and mode_names lists them i
         for (table.value) |row| found = found or std.mem.eql(u8, row.name, mode.name());
         try testing.expect(found);
     }
-    var listed = std.mem.splitSequence(u8, @import("policy.zig").mode_names, ", ");
+    var listed = std.mem.splitSequence(u8, @import("placement").policy.mode_names, ", ");
     for (Mode.all_modes) |mode| try testing.expectEqualStrings(mode.name(), listed.next().?);
     try testing.expectEqual(@as(?[]const u8, null), listed.next());
 }

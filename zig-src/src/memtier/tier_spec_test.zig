@@ -1,4 +1,4 @@
-//! Tests of tier_spec.zig: the shared case table (testdata/tier_spec_cases.json,
+//! Tests of tier_spec.zig: the shared case table (zig-src/src/testdata/tier_spec_cases.json,
 //! also run by the TypeScript port), slices into the input, limits, defaults.
 const std = @import("std");
 const Spec = tier_spec.Spec;
@@ -9,11 +9,11 @@ const quote_bytes_max = tier_spec.quote_bytes_max;
 const Reason = tier_spec.Reason;
 const Threshold = tier_spec.Threshold;
 const message_bytes_max = tier_spec.message_bytes_max;
-const tier_spec = @import("tier_spec.zig");
+const tier_spec = @import("memtier").tier_spec;
 // ---------------------------------------------------------------------------------------
 // Tests: the shared case table (also run by tests/unit/tier_spec_test.ts), then Zig specifics.
 
-const cases_json = @embedFile("testdata/tier_spec_cases.json");
+const cases_json = @embedFile("tier_spec_cases.json");
 
 const Case = struct {
     name: []const u8,

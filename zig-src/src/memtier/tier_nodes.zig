@@ -15,9 +15,9 @@
 //! CXL memory is online as a NUMA node is found without extra packages.
 const std = @import("std");
 const linux = std.os.linux;
-const sysfs = @import("sysfs.zig");
-const node_list = @import("node_list.zig");
-const node_mask = @import("node_mask.zig");
+const sysfs = @import("placement").sysfs;
+const node_list = @import("placement").node_list;
+const node_mask = @import("placement").node_mask;
 const NodeMask = node_mask.NodeMask;
 
 /// The nodes of a KMEM_DAX tier, or null with a reason written to `why`

@@ -3,18 +3,18 @@
 const std = @import("std");
 const Policy = policy_mod.Policy;
 const linux = std.os.linux;
-const numa = @import("numa_syscalls.zig");
-const sysfs = @import("sysfs.zig");
+const numa = @import("placement").numa_syscalls;
+const sysfs = @import("placement").sysfs;
 const Mode = policy_mod.Mode;
-const NodeMask = @import("node_mask.zig").NodeMask;
+const NodeMask = @import("placement").node_mask.NodeMask;
 const mode_names = policy_mod.mode_names;
 const mpol = numa.mpol;
 const ValidateError = policy_mod.ValidateError;
-const max_nodes = @import("node_mask.zig").max_nodes;
-const policy_mod = @import("policy.zig");
+const max_nodes = @import("placement").node_mask.max_nodes;
+const policy_mod = @import("placement").policy;
 
 const testing = std.testing;
-const residency = @import("residency.zig");
+const residency = @import("placement").residency;
 const four = NodeMask.range(0, 3);
 
 fn expectParsed(spec: []const u8, mode: Mode, nodes: NodeMask) !Policy {

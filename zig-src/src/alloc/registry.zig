@@ -40,8 +40,8 @@ const pool_mod = @import("pool.zig");
 const thread_cache = @import("thread_cache.zig");
 const page_map = @import("page_map.zig");
 const report = @import("report.zig");
-const Policy = @import("policy.zig").Policy;
-const policy_env = @import("policy_env.zig");
+const Policy = @import("placement").policy.Policy;
+const policy_env = @import("placement").policy_env;
 const size_class = @import("size_class.zig");
 
 const Pool = pool_mod.Pool;
@@ -68,6 +68,18 @@ pub inline fn defaultPool() *Pool {
     return initDefaultPool();
 }
 
+/// The policy the environment asks for (policy_env.zig); on a bad one, one
+/// line on fd 2 and _exit(2) — not exit(): see policy_env.zig's essay.
+fn policyFromEnvironment() Policy {
+    var message: [policy_env.message_bytes]u8 = undefined;
+    return policy_env.fromEnvironmentChecked(&message) catch {
+        var line: [policy_env.message_bytes + 32]u8 = undefined;
+        const text = std.fmt.bufPrint(&line, "{s}: {s}\n", .{ report.prefix, std.mem.sliceTo(&message, 0) }) catch &line;
+        report.writeAll(text);
+        std.c._exit(policy_env.exit_status_invalid);
+    };
+}
+
 fn initDefaultPool() *Pool {
     const p = blk: {
         _ = std.c.pthread_mutex_lock(&lock);
@@ -76,7 +88,7 @@ fn initDefaultPool() *Pool {
         var random: usize = 0;
         _ = linux.getrandom(@ptrCast(&random), @sizeOf(usize), 0);
         pool_mod.secret = random | 1;
-        const policy = policy_env.fromEnvironment(); // exits(2) on a bad policy
+        const policy = policyFromEnvironment(); // exits(2) on a bad policy
         const p = createLocked(&policy, .anonymous, 0) orelse {
             report.writeAll("hmalloc: cannot map the default pool's metadata: out of memory\n");
             std.c.abort();

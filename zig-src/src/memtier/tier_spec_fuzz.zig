@@ -7,8 +7,8 @@
 //! Accepted: 1..max_tiers tiers, every ratio >= 1, a PATH exactly for
 //! FS_DAX and inside the input, and thresholds that satisfy the range rules.
 const std = @import("std");
-const tier_spec = @import("tier_spec");
-const check = @import("check.zig");
+const tier_spec = @import("memtier").tier_spec;
+const check = @import("fuzz_check");
 
 pub const panic = std.debug.FullPanic(check.panic);
 

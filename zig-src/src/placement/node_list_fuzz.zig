@@ -9,8 +9,8 @@
 //! interior `parse` filters by the allowed set: `0,1,2` with allowed {0,2}
 //! gives {0,1,2}, formatted `0-2`, parsed back as {0,2}).
 const std = @import("std");
-const node_list = @import("node_list");
-const check = @import("check.zig");
+const node_list = @import("placement").node_list;
+const check = @import("fuzz_check");
 
 pub const panic = std.debug.FullPanic(check.panic);
 const NodeMask = @FieldType(node_list.Result, "ok");

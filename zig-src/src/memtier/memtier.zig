@@ -34,20 +34,28 @@
 //! thread; at exit, log level ≥ 1 prints one summary line per tier. Nothing is
 //! unmapped at exit: other destructors and stdio's final flush still use the
 //! heap (memkind loses the program's last output by unmapping FS_DAX tiers).
+//!
+//! This file is also the root of the `memtier` module (zig-src/src/memtier/):
+//! it re-exports the folder's other files, and in a test build references
+//! them all, so `zig build test` runs their tests.
 const std = @import("std");
 const assert = std.debug.assert;
 const linux = std.os.linux;
-const tier_spec = @import("tier_spec.zig");
-const tier_ratio = @import("tier_ratio.zig");
-const pool_mod = @import("pool.zig");
-const registry = @import("registry.zig");
-const report = @import("report.zig");
-const size_class = @import("size_class.zig");
-const thread_cache = @import("thread_cache.zig");
-const tier_nodes = @import("tier_nodes.zig");
-const file_heap = @import("file_heap.zig");
-const Policy = @import("policy.zig").Policy;
-const exit_status_invalid = @import("policy_env.zig").exit_status_invalid;
+pub const tier_spec = @import("tier_spec.zig");
+pub const tier_ratio = @import("tier_ratio.zig");
+const pool_mod = @import("alloc").pool;
+const registry = @import("alloc").registry;
+const report = @import("alloc").report;
+const size_class = @import("alloc").size_class;
+const thread_cache = @import("alloc").thread_cache;
+pub const tier_nodes = @import("tier_nodes.zig");
+const file_heap = @import("alloc").file_heap;
+
+comptime {
+    std.testing.refAllDecls(@This()); // in test builds only: the folder's files and their tests
+}
+const Policy = @import("placement").policy.Policy;
+const exit_status_invalid = @import("placement").policy_env.exit_status_invalid;
 
 const Pool = pool_mod.Pool;
 pub const max_tiers = tier_spec.max_tiers;

@@ -1,5 +1,5 @@
 //! Fuzz target: the environment → default pool policy (policy_env.zig
-//! `fromVariables`, what `fromEnvironment` runs before main).
+//! `fromVariables`, what registry.zig's `policyFromEnvironment` runs before main).
 //!
 //! Input: a flags byte (bit 0 HMALLOC_POLICY, 1 HMALLOC_NODEMASK,
 //! 2 HMALLOC_MPOL_MODE, 3 HMALLOC_JEMALLOC set), then the set variables'
@@ -11,8 +11,8 @@
 //! escaped). Accepted: the
 //! policy formats to a string that `Policy.parse` reads back identically.
 const std = @import("std");
-const policy_env = @import("policy_env");
-const check = @import("check.zig");
+const policy_env = @import("placement").policy_env;
+const check = @import("fuzz_check");
 
 pub const panic = std.debug.FullPanic(check.panic);
 const Policy = @typeInfo(@typeInfo(@TypeOf(policy_env.fromVariables)).@"fn".return_type.?).error_union.payload;

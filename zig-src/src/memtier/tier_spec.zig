@@ -34,10 +34,10 @@
 //! Trade-off: fixed maxima (`max_tiers`) instead of allocation, so the interposer can parse
 //! before its heap exists; a `Spec` is ~1 KiB and holds slices into the caller's string (the
 //! environment, which outlives it). The TS port (`lib/tier_spec.ts`) renders the same
-//! messages; both run the case table `testdata/tier_spec_cases.json`.
+//! messages; both run the case table `zig-src/src/testdata/tier_spec_cases.json`.
 const std = @import("std");
 const assert = std.debug.assert;
-const node_list = @import("node_list.zig"); // its `quoted` escapes like every message here
+const node_list = @import("placement").node_list; // its `quoted` escapes like every message here
 
 /// Most tiers a configuration may name (memkind's 1 KiB string fits ~37 FS_DAX tiers; real
 /// machines have DRAM, one KMEM_DAX and a few FS_DAX). Bounds `Spec` and per-thread state.

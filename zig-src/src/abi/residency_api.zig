@@ -13,9 +13,9 @@
 //! in libhmalloc.so.
 const std = @import("std");
 const linux = std.os.linux;
-const residency = @import("residency.zig");
-const node_list = @import("node_list.zig");
-const sysfs = @import("sysfs.zig");
+const residency = @import("placement").residency;
+const node_list = @import("placement").node_list;
+const sysfs = @import("placement").sysfs;
 
 fn negErrno(e: linux.E) c_long {
     return -@as(c_long, @backingInt(e));

@@ -1,6 +1,6 @@
 //! The default pool's policy, from the environment, once, before main.
 //!
-//! What: `fromEnvironment()` reads
+//! What: `fromEnvironmentChecked()` reads
 //!   HMALLOC_POLICY      tiermem's `MODE[:NODES]` (policy.zig); wins when set,
 //!                       and then the reference's variables are not read at all;
 //!   HMALLOC_NODEMASK    else the reference's (SK hynix HMSDK hmalloc) pair: a
@@ -11,7 +11,8 @@
 //! No variable set → `Policy{ .mode = .default }`: pages follow the
 //! process's own policy, exactly like malloc's.
 //!
-//! A bad value stops the program: one line on fd 2 naming the variable, its
+//! A bad value stops the program (registry.zig's `policyFromEnvironment`:
+//! placement reports nothing itself): one line on fd 2 naming the variable, its
 //! value and the bad token, then exit status 2. Quoted values are escaped
 //! (`"`, `\`, control bytes as `\n`, `\x1b`; node_list.Quoted), so the line
 //! stays one line. The lines (after `hmalloc: `):
@@ -64,7 +65,7 @@ pub const Error = error{InvalidPolicy};
 
 /// Exit status for a bad policy in the environment.
 pub const exit_status_invalid = 2;
-const message_bytes = 512;
+pub const message_bytes = 512;
 
 /// Reads the variables with getenv (no allocation).
 pub fn read() Variables {
@@ -81,20 +82,9 @@ fn get(name: [*:0]const u8) ?[]const u8 {
     return std.mem.span(value);
 }
 
-/// The policy the environment asks for; on a bad one, one line on fd 2 and _exit(2).
-pub fn fromEnvironment() Policy {
-    var message: [message_bytes]u8 = undefined;
-    return fromEnvironmentChecked(&message) catch {
-        const report = @import("report.zig");
-        var line: [message_bytes + 32]u8 = undefined;
-        const text = std.fmt.bufPrint(&line, "{s}: {s}\n", .{ report.prefix, std.mem.sliceTo(&message, 0) }) catch &line;
-        report.writeAll(text);
-        std.c._exit(exit_status_invalid);
-    };
-}
-
-/// `fromEnvironment` without exiting: on error, `message` holds the line
-/// (without the `hmalloc: ` prefix and newline), NUL-terminated.
+/// The policy the environment asks for. On error, `message` holds the line
+/// (without the `hmalloc: ` prefix and newline), NUL-terminated; the
+/// caller (registry.zig's `policyFromEnvironment`) writes it and exits.
 pub fn fromEnvironmentChecked(message: []u8) Error!Policy {
     return fromVariables(read(), message);
 }

@@ -46,7 +46,7 @@ const thread_cache = @import("thread_cache.zig");
 const chunk_source = @import("chunk_source.zig");
 const huge = @import("huge.zig");
 const report = @import("report.zig");
-const Policy = @import("policy.zig").Policy;
+const Policy = @import("placement").policy.Policy;
 const Lock = @import("lock.zig").Lock;
 
 const Chunk = chunk_mod.Chunk;

@@ -76,7 +76,7 @@ const NodeMask = node_mask.NodeMask;
 const max_nodes = node_mask.max_nodes;
 
 /// Names, tags and MPOL numbers are held to the project's naming table
-/// testdata/policy_names.json by policy_names_test.zig.
+/// zig-src/src/testdata/policy_names.json by policy_names_test.zig.
 pub const Mode = enum(u8) {
     default = 0,
     preferred = 1,

@@ -7,12 +7,12 @@
 //! program there (policy_env.zig) rather than at its first hmalloc.
 const std = @import("std");
 const linux = std.os.linux;
-const pool_mod = @import("pool.zig");
-const registry = @import("registry.zig");
-const report = @import("report.zig");
-const chunk_source = @import("chunk_source.zig");
-const policy_mod = @import("policy.zig");
-const sysfs = @import("sysfs.zig");
+const pool_mod = @import("alloc").pool;
+const registry = @import("alloc").registry;
+const report = @import("alloc").report;
+const chunk_source = @import("alloc").chunk_source;
+const policy_mod = @import("placement").policy;
+const sysfs = @import("placement").sysfs;
 
 const Pool = pool_mod.Pool;
 

@@ -5,8 +5,8 @@
 //! is one line that names the token (verbatim unless escaped). Accepted: `format` → `parse` gives the
 //! same mode, nodes and weights (within the allowed nodes, as for node lists).
 const std = @import("std");
-const policy = @import("policy");
-const check = @import("check.zig");
+const policy = @import("placement").policy;
+const check = @import("fuzz_check");
 
 pub const panic = std.debug.FullPanic(check.panic);
 const Policy = policy.Policy;

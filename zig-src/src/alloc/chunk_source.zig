@@ -30,7 +30,7 @@ const assert = std.debug.assert;
 const linux = std.os.linux;
 const page_map = @import("page_map.zig");
 const file_heap = @import("file_heap.zig");
-const Policy = @import("policy.zig").Policy;
+const Policy = @import("placement").policy.Policy;
 
 pub const granule_bytes = page_map.granule_bytes;
 

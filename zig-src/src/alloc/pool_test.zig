@@ -2,9 +2,9 @@
 //! threads, realloc across paths, purging, mbind counts, pool slot reuse.
 //! (Kept apart so that pool.zig stays readable; they use its public API.)
 const std = @import("std");
-const pool_mod = @import("pool.zig");
-const registry = @import("registry.zig");
-const Policy = @import("policy.zig").Policy;
+const pool_mod = @import("alloc").pool;
+const registry = @import("alloc").registry;
+const Policy = @import("placement").policy.Policy;
 
 const Pool = pool_mod.Pool;
 const free = pool_mod.free;
@@ -108,7 +108,7 @@ test "freed large blocks are purged: dirty pages stay under the limit" {
 test "mbind calls stay within 512 per GiB allocated" {
     var policy: Policy = .{};
     policy.mode = .bind;
-    policy.nodes = @import("node_mask.zig").NodeMask.single(0);
+    policy.nodes = @import("placement").node_mask.NodeMask.single(0);
     const p = registry.create(&policy, .anonymous) orelse return error.OutOfMemory;
     defer registry.destroy(p);
     var total: usize = 0;

@@ -12,10 +12,10 @@
 //! libc allocate early): the first call loads the configuration.
 const std = @import("std");
 const linux = std.os.linux;
-const pool_mod = @import("pool.zig");
-const memtier = @import("memtier.zig");
-const report = @import("report.zig");
-const size_class = @import("size_class.zig");
+const pool_mod = @import("alloc").pool;
+const memtier = @import("memtier");
+const report = @import("alloc").report;
+const size_class = @import("alloc").size_class;
 
 const page_bytes = size_class.page_size_bytes;
 
