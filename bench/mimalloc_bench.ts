@@ -34,7 +34,33 @@ export interface Program {
   name: string;
   binary: string;
   args: string[];
+  /**
+   * For a program that runs for a fixed time and reports its throughput: how mimalloc-bench's
+   * bench.sh turns that output into a "relative time" (its wall time says nothing).
+   */
+  relativeTime?: (output: string) => number | undefined;
 }
+
+/** The first number `pattern` captures in `output`, if any. */
+function captured(output: string, pattern: RegExp): number | undefined {
+  const m = output.match(pattern);
+  return m === null ? undefined : Number(m[1]);
+}
+
+/** larson's own "relative time" line (bench.sh: `s/.* time: \([0-9.]*\).*\/\1/`). */
+const larsonTime = (out: string): number | undefined => captured(out, / time: ([\d.]+)/);
+/** rptest: 2,000,000 / its memory ops per second. */
+const rptestTime = (out: string): number | undefined => {
+  const ops = captured(out, /\.\.\.(\d+) memory ops/);
+  return ops === undefined || ops === 0 ? undefined : 2_000_000 / ops;
+};
+/** xmalloc-test's `rtime:` line. */
+const xmallocTime = (out: string): number | undefined => captured(out, /rtime: ([\d.]+)/);
+/** glibc-thread: 10^9 / the iterations it prints first. */
+const glibcThreadTime = (out: string): number | undefined => {
+  const iterations = captured(out, /^\s*([\d.]+)/);
+  return iterations === undefined || iterations === 0 ? undefined : 1e9 / iterations;
+};
 
 /** One allocator under test: extra environment (LD_PRELOAD and tier settings). */
 export interface Peer {
@@ -70,13 +96,24 @@ export function suitePrograms(suite: string, procs: number): Program[] {
     { name: "barnes", binary: "barnes", args: [] },
     { name: "alloc-test1", binary: "alloc-test", args: ["1"] },
     { name: "alloc-testN", binary: "alloc-test", args: [p] },
-    { name: "larsonN", binary: "larson", args: ["5", "8", "1000", "5000", "100", "4141", p] },
+    {
+      name: "larsonN",
+      binary: "larson",
+      args: ["5", "8", "1000", "5000", "100", "4141", p],
+      relativeTime: larsonTime,
+    },
     {
       name: "larsonN-sized",
       binary: "larson-sized",
       args: ["5", "8", "1000", "5000", "100", "4141", p],
+      relativeTime: larsonTime,
     },
-    { name: "xmalloc-testN", binary: "xmalloc-test", args: ["-w", p, "-t", "5", "-s", "64"] },
+    {
+      name: "xmalloc-testN",
+      binary: "xmalloc-test",
+      args: ["-w", p, "-t", "5", "-s", "64"],
+      relativeTime: xmallocTime,
+    },
     { name: "cache-thrash1", binary: "cache-thrash", args: ["1", "1000", "1", "2000000", p] },
     { name: "cache-thrashN", binary: "cache-thrash", args: [p, "1000", "1", "2000000", p] },
     { name: "cache-scratch1", binary: "cache-scratch", args: ["1", "1000", "1", "2000000", p] },
@@ -89,9 +126,10 @@ export function suitePrograms(suite: string, procs: number): Program[] {
       name: "rptestN",
       binary: "rptest",
       args: [p, "0", "1", "2", "500", "1000", "100", "8", "16000"],
+      relativeTime: rptestTime,
     },
     { name: "glibc-simple", binary: "glibc-simple", args: [] },
-    { name: "glibc-thread", binary: "glibc-thread", args: [p] },
+    { name: "glibc-thread", binary: "glibc-thread", args: [p], relativeTime: glibcThreadTime },
   ];
 }
 
@@ -144,13 +182,16 @@ async function run(cmd: string, args: string[], cwd: string): Promise<void> {
   if (!out.success) throw new Error(`${cmd} ${args.join(" ")} failed in ${cwd}`);
 }
 
-/** One run of `program` under `peer`: wall seconds and max RSS from /usr/bin/time. */
+/**
+ * One run of `program` under `peer`: wall seconds (or the program's relative time, for those
+ * that run for a fixed time) and max RSS from /usr/bin/time.
+ */
 async function measureOnce(build: string, program: Program, peer: Peer): Promise<Measure> {
   const out = await new Deno.Command("/usr/bin/time", {
     args: ["-f", "TIME %e %M", join(build, program.binary), ...program.args],
     cwd: build,
     env: peer.env,
-    stdout: "null",
+    stdout: "piped",
     stderr: "piped",
   }).output();
   const text = new TextDecoder().decode(out.stderr);
@@ -158,7 +199,16 @@ async function measureOnce(build: string, program: Program, peer: Peer): Promise
   if (!out.success || match === null) {
     throw new Error(`${program.name} under ${peer.name} failed:\n${text.slice(-2000)}`);
   }
-  return { seconds: Number(match[1]), rssKib: Number(match[2]) };
+  let seconds = Number(match[1]);
+  if (program.relativeTime !== undefined) {
+    const output = new TextDecoder().decode(out.stdout) + text;
+    const relative = program.relativeTime(output);
+    if (relative === undefined) {
+      throw new Error(`${program.name} under ${peer.name}: no throughput in its output`);
+    }
+    seconds = relative;
+  }
+  return { seconds, rssKib: Number(match[2]) };
 }
 
 function median(values: number[]): number {
