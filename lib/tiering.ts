@@ -455,10 +455,13 @@ export function startTiering(options: TieringOptions): TieringSession {
   return runSession(options.pid, target, intervalMs, engine);
 }
 
+/** One interval's figures as an engine makes them (the session adds `elapsedMs`). */
+type EngineFigures = Omit<TieringFigures, "elapsedMs">;
+
 /** One engine's work: a step per interval, and the release of what it created. */
 interface Engine {
   /** Does one interval's work; `interval` counts from 1. */
-  step(interval: number, elapsedMs: number): TieringFigures;
+  step(interval: number): EngineFigures;
   /** Removes what the engine created (safe to call twice). */
   release(): void;
 }
@@ -515,7 +518,7 @@ function userEngine(
     return bytes;
   };
 
-  const step = (interval: number, elapsedMs: number): TieringFigures => {
+  const step = (interval: number): EngineFigures => {
     const cpu0 = cpuMsNow();
     const regions = readTriedRegions(damon, claim.index);
     const spans = readWritableSpans(options.pid);
@@ -576,7 +579,6 @@ function userEngine(
     totalDemoted += demoted * PAGE;
     return {
       interval,
-      elapsedMs,
       engine: "user",
       fastBytes: Math.max(0, fastBefore + (promoted - demoted) * PAGE),
       budgetBytes: target.budgetBytes,
@@ -675,7 +677,7 @@ function kernelEngine(
   let demotedBefore = 0;
   let exceedsBefore = 0;
   let triedBefore = 0;
-  const step = (interval: number, elapsedMs: number): TieringFigures => {
+  const step = (interval: number): EngineFigures => {
     const cpu0 = cpuMsNow();
     let promoted = 0;
     let demoted = 0;
@@ -702,9 +704,8 @@ function kernelEngine(
       for (const c of claims) damon.write(`kdamonds/${c.index}/state`, "commit");
       params = next;
     }
-    const figures: TieringFigures = {
+    const figures: EngineFigures = {
       interval,
-      elapsedMs,
       engine: "kernel",
       fastBytes,
       budgetBytes: target.budgetBytes,
@@ -767,7 +768,9 @@ function runSession(
     if (stopping || ended !== undefined) return;
     if (!alive(pid)) return finish({ reason: "exited", last });
     try {
-      last = engine.step(interval + 1, Math.round(performance.now() - started));
+      const { interval: n, ...rest } = engine.step(interval + 1);
+      // Measured when the interval's work is done, as before the engines were split.
+      last = { interval: n, elapsedMs: Math.round(performance.now() - started), ...rest };
       interval++;
       for (const w of waiters.splice(0)) w(last);
     } catch (error) {
