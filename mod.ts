@@ -110,6 +110,7 @@ export {
   checkAccess,
   checkTiering,
   type FastMax,
+  type KernelEngineFigures,
   startTiering,
   type TieringEnd,
   type TieringEnvironment,
@@ -120,3 +121,9 @@ export {
   type TieringSession,
 } from "./lib/tiering.ts";
 export type { DamonFs, DamonRegion, MonitoringAttrs } from "./lib/damon.ts";
+export {
+  type CgroupFs,
+  createProgramCgroup,
+  moveToCgroup,
+  type ProgramCgroup,
+} from "./lib/tiering_cgroup.ts";

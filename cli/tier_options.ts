@@ -59,7 +59,7 @@ export const TIER_USAGE: string = [
   "  --json               one JSON line of figures per interval on stderr",
   "  --engine E           user (DAMON + move_pages), kernel (DAMOS migrate_hot/cold), auto",
   "  --use-free-kdamond   reuse a free kdamond when other kdamonds exist",
-  "  --cleanup            remove what a killed tier session left in DAMON's sysfs",
+  "  --cleanup            remove what a killed tier session left (kdamonds, cgroup)",
   "",
 ].join("\n");
 

@@ -4,8 +4,13 @@
  *
  * Order of work, so that a refused request starts nothing: parse the options
  * ({@link parseTierArgs}), choose the engine, check root and DAMON sysfs, resolve the nodes,
- * check the budget and that a kdamond can be claimed — and only then start the program and the
+ * check the budget and that the kdamonds can be claimed — and only then start the program and the
  * session. Every refusal is one line `tier: PROBLEM` on stderr and exit status 2.
+ *
+ * With the kernel engine, tier makes the program's memory cgroup (`tiermem-PID` under the cgroup2
+ * root), steps into it itself for the moment of the spawn so that the program is born inside (and
+ * every page it allocates is charged there), steps back out, and the session removes the group at
+ * the end.
  *
  * Figures go to stderr, so the program keeps stdout: on a terminal one status line updated in
  * place; with `--json` one JSON line per interval ({@link TieringFigures}).
@@ -31,6 +36,14 @@ import {
   type TieringSession,
 } from "../lib/tiering.ts";
 import { chooseEngine } from "../lib/tiering_engine.ts";
+import {
+  cgroup2Mount,
+  cgroupOf,
+  createProgramCgroup,
+  moveToCgroup,
+  type ProgramCgroup,
+  removeProgramCgroup,
+} from "../lib/tiering_cgroup.ts";
 import { cleanupLeftovers } from "../lib/tiering_state.ts";
 import { lowerTierNodes, readTopology, type Topology, topTierNodes } from "../lib/topology.ts";
 import { parseKernelNodeList } from "../lib/node_list.ts";
@@ -106,6 +119,13 @@ export function defaultSlowNodes(topology: Topology): number[] {
 function statusLine(f: TieringFigures): string {
   const mib = (b: number): string => (b / (1 << 20)).toFixed(1);
   const hotPct = f.hotBytes > 0 ? Math.round((100 * f.hotOnFastBytes) / f.hotBytes) : 0;
+  if (f.kernel !== undefined) {
+    return `tier kernel: fast ${mib(f.fastBytes)}/${
+      mib(f.budgetBytes)
+    } MiB (${f.kernel.mode}), promoted ${mib(f.totalPromotedBytes)} MiB, demoted ${
+      mib(f.totalDemotedBytes)
+    } MiB`;
+  }
   return `tier ${f.engine}: fast ${mib(f.fastBytes)}/${mib(f.budgetBytes)} MiB, hot ${
     mib(f.hotBytes)
   } MiB (${hotPct}% on fast), promoted ${mib(f.totalPromotedBytes)} MiB, demoted ${
@@ -163,17 +183,20 @@ export async function runTier(args: string[], io: TierIo = realIo): Promise<numb
   if (request.kind === "cleanup") {
     const { released, live } = cleanupLeftovers(damon, stateDir());
     for (const r of released) {
-      io.err(
-        `tier: released kdamond ${r.claim.index} of tier process ${r.owner} (target ${r.target})\n`,
-      );
+      const what = r.claims !== undefined
+        ? `kdamonds ${r.claims.map((c) => c.index).join(",")}`
+        : `kdamond ${r.claim?.index}`;
+      const cg = r.cgroup !== undefined ? ` and cgroup ${r.cgroup.path}` : "";
+      io.err(`tier: released ${what}${cg} of tier process ${r.owner} (target ${r.target})\n`);
     }
     for (const r of live) io.err(`tier: process ${r.owner} still runs; its kdamond left alone\n`);
     if (released.length === 0 && live.length === 0) io.err("tier: nothing to clean up\n");
     return 0;
   }
   let note: string;
+  let engine: "user" | "kernel";
   try {
-    note = chooseEngine(request.engine).note;
+    ({ note, engine } = chooseEngine(request.engine, undefined, request.pid !== undefined));
   } catch (error) {
     if (error instanceof TypeError) return refuse(error.message);
     throw error;
@@ -202,11 +225,17 @@ export async function runTier(args: string[], io: TierIo = realIo): Promise<numb
       damonPresent,
       topology,
     });
+    // The user engine takes one kdamond, the kernel engine one per node.
+    const need = engine === "kernel" ? fast.length + slow.length : 1;
     const count = kdamondCount(damon);
     if (count > 0) {
-      let free = false;
-      for (let i = 0; i < count && request.useFreeKdamond; i++) free ||= kdamondIsFree(damon, i);
-      if (!free) throw new TieringError(new DamonBusyError(count, request.useFreeKdamond).message);
+      let free = 0;
+      for (let i = 0; i < count && request.useFreeKdamond; i++) {
+        if (kdamondIsFree(damon, i)) free++;
+      }
+      if (free < need) {
+        throw new TieringError(new DamonBusyError(count, request.useFreeKdamond).message);
+      }
     }
   } catch (error) {
     if (error instanceof TieringError) return refuse(error.message);
@@ -221,6 +250,22 @@ export async function runTier(args: string[], io: TierIo = realIo): Promise<numb
   }
 
   let child: Deno.ChildProcess | undefined;
+  let cgroup: ProgramCgroup | undefined;
+  if (engine === "kernel") {
+    // Born inside: tier steps into the group for the spawn, then back to where it was.
+    try {
+      const mount = cgroup2Mount(Deno.readTextFileSync("/proc/mounts"));
+      if (mount === undefined) throw new Error("no cgroup v2 hierarchy is mounted");
+      cgroup = createProgramCgroup(mount, Deno.pid, undefined, cgroupOf("self"));
+      moveToCgroup(cgroup.mount, cgroup.path, Deno.pid);
+    } catch (error) {
+      if (cgroup !== undefined) removeProgramCgroup(cgroup);
+      return refuse(`cannot make the program's memory cgroup: ${(error as Error).message}`);
+    }
+  }
+  const stepOut = (): void => {
+    if (cgroup !== undefined) moveToCgroup(cgroup.mount, cgroup.home, Deno.pid);
+  };
   if (request.pid === undefined) {
     try {
       child = new Deno.Command(request.command[0], {
@@ -231,8 +276,20 @@ export async function runTier(args: string[], io: TierIo = realIo): Promise<numb
       }).spawn();
     } catch (error) {
       const why = error instanceof Deno.errors.NotFound ? "command not found" : String(error);
+      if (cgroup !== undefined) {
+        stepOut();
+        removeProgramCgroup(cgroup);
+      }
       return refuse(`cannot run ${request.command[0]}: ${why}`);
     }
+  }
+  try {
+    stepOut();
+  } catch (error) {
+    child?.kill("SIGKILL");
+    await child?.status;
+    removeProgramCgroup(cgroup!);
+    return refuse(`cannot leave the program's memory cgroup: ${(error as Error).message}`);
   }
   const pid = child?.pid ?? request.pid!;
   let session: TieringSession;
@@ -248,12 +305,15 @@ export async function runTier(args: string[], io: TierIo = realIo): Promise<numb
       topology,
       damon,
       stateDir: stateDir(),
+      engine,
+      cgroup,
     });
   } catch (error) {
     if (child !== undefined) {
       child.kill("SIGTERM");
       await child.status;
     }
+    if (cgroup !== undefined) removeProgramCgroup(cgroup);
     if (error instanceof TieringError) return refuse(error.message);
     throw error;
   }

@@ -2,13 +2,16 @@
  * Automatic tiering of one running process: its hot pages on the fast nodes within a budget, the
  * rest on the slow nodes, decided every interval from DAMON's view of its accesses.
  *
- * The user engine (the only one built): a kdamond of tiermem's own ({@link claimKdamond}) watches
+ * Two engines. The user engine: a kdamond of tiermem's own ({@link claimKdamond}) watches
  * the process's virtual address space with a `stat` scheme; every interval tiermem reads the
  * scheme's `tried_regions`, intersects them with the process's private writable mappings
  * (`/proc/PID/maps`), asks `move_pages(2)` where each present page is, plans with
  * {@link planMoves} (budget, hottest first, room only from the cold, rate) and moves the pages
  * with `move_pages(2)` on the process. The budget is checked against the process's pages on the
- * fast nodes from `/proc/PID/numa_maps` (all of them, monitored or not).
+ * fast nodes from `/proc/PID/numa_maps` (all of them, monitored or not). The kernel engine
+ * (`engine: "kernel"`, Linux 6.11+): one kdamond per node with DAMOS `migrate_hot` /
+ * `migrate_cold` limited to the program's memory cgroup, steered by tiermem every interval to hold
+ * the budget (`lib/tiering_kernel.ts`, `lib/tiering_cgroup.ts`).
  *
  * Preconditions are checked before anything is created ({@link checkTiering}); every failure is a
  * {@link TieringError} with one line naming the problem. Whatever was created is removed when the
@@ -33,6 +36,24 @@ import {
   sysfsDamonFs,
 } from "./damon.ts";
 import { readNumaMaps, summarizeNumaMaps } from "./numa_maps.ts";
+import {
+  type CgroupFs,
+  type ProgramCgroup,
+  programNodeBytes,
+  realCgroupFs,
+  removeProgramCgroup,
+} from "./tiering_cgroup.ts";
+import {
+  claimKdamonds,
+  configureMigration,
+  kernelSchemeParams,
+  migrationSpecs,
+  nodeMemoryRanges,
+  readSchemeStats,
+  releaseKdamonds,
+  type SchemeParams,
+  writeSchemeParams,
+} from "./tiering_kernel.ts";
 import { sym } from "./registry.ts";
 import {
   DEFAULT_HOT_SHARE,
@@ -43,7 +64,7 @@ import {
 } from "./tiering_plan.ts";
 import { recordClaim, removeClaimRecord } from "./tiering_state.ts";
 import { formatNodeList } from "./node_list.ts";
-import { readTopology, type Topology } from "./topology.ts";
+import { readTopology, type SysfsReader, sysfsReader, type Topology } from "./topology.ts";
 
 /** A precondition or runtime failure of tiering: `message` is the one line to show. */
 export class TieringError extends Error {
@@ -93,6 +114,31 @@ export interface TieringOptions {
   idleMinAge?: number;
   /** Directory of claim records for `tier --cleanup` (default `/run/tiermem`). */
   stateDir?: string;
+  /**
+   * `user` (default): DAMON vaddr + tiermem's move_pages. `kernel`: DAMOS migrate_hot/cold
+   * (Linux 6.11+), which needs `cgroup`.
+   */
+  engine?: "user" | "kernel";
+  /**
+   * The kernel engine's memory cgroup (`createProgramCgroup`), in which the process was started
+   * (a process moved in later keeps its existing pages charged elsewhere, unseen). The session
+   * owns it: it is removed when the session ends.
+   */
+  cgroup?: ProgramCgroup;
+  /** The cgroup file system (default: the real one). */
+  cgroupFs?: CgroupFs;
+  /** Where node memory blocks are read for the kernel engine (default: the real sysfs). */
+  sysfs?: SysfsReader;
+}
+
+/** What the kernel engine steered this interval. */
+export interface KernelEngineFigures {
+  /** `room`, `short` (little room: cold pages go sooner), `full` (no room) or `over` (over budget). */
+  mode: "room" | "short" | "full" | "over";
+  /** migrate_hot's quota for the next interval, bytes (0: paused). */
+  hotQuotaBytes: number;
+  /** migrate_cold's minimum age for the next interval (aggregation intervals). */
+  coldMinAge: number;
 }
 
 /** Figures of one interval (bytes unless named otherwise). */
@@ -101,15 +147,15 @@ export interface TieringFigures {
   interval: number;
   /** Milliseconds since the start. */
   elapsedMs: number;
-  /** Always `user` for now. */
-  engine: "user";
+  /** The engine that ran. */
+  engine: "user" | "kernel";
   /** The process's bytes on the fast nodes after this interval's moves (numa_maps). */
   fastBytes: number;
   /** The budget. */
   budgetBytes: number;
-  /** Present bytes of the hot regions. */
+  /** Present bytes of the hot regions (0 with the kernel engine: it sees no per-process regions). */
   hotBytes: number;
-  /** Of those, on the fast nodes after the moves. */
+  /** Of those, on the fast nodes after the moves (0 with the kernel engine). */
   hotOnFastBytes: number;
   /** Bytes promoted / demoted this interval. */
   promotedBytes: number;
@@ -119,10 +165,12 @@ export interface TieringFigures {
   totalPromotedBytes: number;
   /** Bytes demoted since the start. */
   totalDemotedBytes: number;
-  /** DAMON regions seen this interval. */
+  /** DAMON regions seen this interval (the kernel engine: regions its schemes tried). */
   regions: number;
   /** tiermem's own CPU time (user + system) this interval, ms. */
   cpuMs: number;
+  /** The kernel engine's steering (kernel engine only). */
+  kernel?: KernelEngineFigures;
 }
 
 /** How a session ended. */
@@ -390,19 +438,53 @@ export function startTiering(options: TieringOptions): TieringSession {
     damonPresent: damon.exists("kdamonds/nr_kdamonds"),
     topology,
   });
+  if (options.engine === "kernel" && options.cgroup === undefined) {
+    throw new TieringError(
+      "the kernel engine needs the memory cgroup the process was started in (createProgramCgroup)",
+    );
+  }
   if (!alive(options.pid)) throw new TieringError(`no process ${options.pid}`);
   const intervalMs = options.intervalMs ?? 1000;
   const rate = options.rateBytesPerSec ?? 1 << 30;
   if (!(intervalMs > 0) || !(rate > 0)) {
     throw new RangeError("startTiering: intervalMs and rateBytesPerSec must be positive");
   }
-  let claim: KdamondClaim;
+  const engine = options.engine === "kernel"
+    ? kernelEngine(options, target, damon, intervalMs, rate)
+    : userEngine(options, target, damon, intervalMs, rate);
+  return runSession(options.pid, target, intervalMs, engine);
+}
+
+/** One interval's figures as an engine makes them (the session adds `elapsedMs`). */
+type EngineFigures = Omit<TieringFigures, "elapsedMs">;
+
+/** One engine's work: a step per interval, and the release of what it created. */
+interface Engine {
+  /** Does one interval's work; `interval` counts from 1. */
+  step(interval: number): EngineFigures;
+  /** Removes what the engine created (safe to call twice). */
+  release(): void;
+}
+
+function claimOrRefuse<T>(claim: () => T): T {
   try {
-    claim = claimKdamond(damon, { useFree: options.useFreeKdamond });
+    return claim();
   } catch (error) {
     if (error instanceof DamonBusyError) throw new TieringError(error.message);
     throw error;
   }
+}
+
+function userEngine(
+  options: TieringOptions,
+  target: TieringPlanTarget,
+  damon: DamonFs,
+  intervalMs: number,
+  rate: number,
+): Engine {
+  const claim: KdamondClaim = claimOrRefuse(() =>
+    claimKdamond(damon, { useFree: options.useFreeKdamond })
+  );
   const stateDir = options.stateDir ?? "/run/tiermem";
   const release = (): void => {
     releaseKdamond(damon, claim);
@@ -426,32 +508,8 @@ export function startTiering(options: TieringOptions): TieringSession {
   };
   const fastSet = new Set(target.fast);
   const slowSet = new Set(target.slow);
-  const started = performance.now();
-  let last: TieringFigures | undefined;
-  let interval = 0;
   let totalPromoted = 0;
   let totalDemoted = 0;
-  let stopping = false;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const waiters: Array<(f: TieringFigures | undefined) => void> = [];
-  let resolveDone!: (end: TieringEnd) => void;
-  const done = new Promise<TieringEnd>((r) => (resolveDone = r));
-  let ended: TieringEnd | undefined;
-
-  const finish = (end: TieringEnd): void => {
-    if (ended !== undefined) return;
-    ended = end;
-    if (timer !== undefined) clearTimeout(timer);
-    try {
-      release();
-    } catch (error) {
-      if (end.reason !== "error") {
-        ended = { reason: "error", error: error as Error, last };
-      }
-    }
-    for (const w of waiters.splice(0)) w(undefined);
-    resolveDone(ended);
-  };
 
   const fastBytesOf = (pid: number): number => {
     const usage = summarizeNumaMaps(readNumaMaps(pid));
@@ -460,7 +518,7 @@ export function startTiering(options: TieringOptions): TieringSession {
     return bytes;
   };
 
-  const step = (): void => {
+  const step = (interval: number): EngineFigures => {
     const cpu0 = cpuMsNow();
     const regions = readTriedRegions(damon, claim.index);
     const spans = readWritableSpans(options.pid);
@@ -469,7 +527,7 @@ export function startTiering(options: TieringOptions): TieringSession {
     // in the kernel); the sample's phase turns every interval so every page is seen in time.
     const totalPages = pieces.reduce((n, p) => n + pageCount(p), 0);
     const stride = Math.max(1, Math.ceil(totalPages / SAMPLE_PAGES));
-    const phase = interval % stride;
+    const phase = (interval - 1) % stride;
     const planRegions: PlanRegion[] = regions.map((r, i) => {
       const status = queryPages(options.pid, samplePages(pieces[i], stride, phase));
       let fast = 0;
@@ -519,10 +577,8 @@ export function startTiering(options: TieringOptions): TieringSession {
     });
     totalPromoted += promoted * PAGE;
     totalDemoted += demoted * PAGE;
-    interval++;
-    last = {
+    return {
       interval,
-      elapsedMs: Math.round(performance.now() - started),
       engine: "user",
       fastBytes: Math.max(0, fastBefore + (promoted - demoted) * PAGE),
       budgetBytes: target.budgetBytes,
@@ -535,17 +591,190 @@ export function startTiering(options: TieringOptions): TieringSession {
       regions: regions.length,
       cpuMs: Math.round((cpuMsNow() - cpu0) * 100) / 100,
     };
-    for (const w of waiters.splice(0)) w(last);
+  };
+  return { step, release };
+}
+
+function kernelEngine(
+  options: TieringOptions,
+  target: TieringPlanTarget,
+  damon: DamonFs,
+  intervalMs: number,
+  rate: number,
+): Engine {
+  const cg = options.cgroup!;
+  const cgFs = options.cgroupFs ?? realCgroupFs;
+  const reader = options.sysfs ?? sysfsReader();
+  const specs = migrationSpecs(target.fast, target.slow, (n) => nodeMemoryRanges(n, reader));
+  const empty = specs.find((s) => s.ranges.length === 0);
+  if (empty !== undefined) {
+    removeProgramCgroup(cg, cgFs);
+    throw new TieringError(`node ${empty.node} has no online memory block to monitor`);
+  }
+  let claims;
+  try {
+    claims = claimOrRefuse(() => claimKdamonds(damon, specs.length, options.useFreeKdamond));
+  } catch (error) {
+    removeProgramCgroup(cg, cgFs);
+    throw error;
+  }
+  const stateDir = options.stateDir ?? "/run/tiermem";
+  const release = (): void => {
+    let failure: unknown;
+    for (
+      const undo of [
+        () => releaseKdamonds(damon, claims),
+        () => removeProgramCgroup(cg, cgFs),
+        () => removeClaimRecord(stateDir),
+      ]
+    ) {
+      try {
+        undo();
+      } catch (error) {
+        failure ??= error;
+      }
+    }
+    if (failure !== undefined) throw failure;
+  };
+  const inputs = {
+    budgetBytes: target.budgetBytes,
+    rateBytesPerSec: rate,
+    intervalMs,
+    coldMinAge: options.coldMinAge ?? 5,
+    idleMinAge: options.idleMinAge ?? 100,
+  };
+  const hotMin = options.hotMinAccesses ?? 1;
+  const fastBytesNow = (): number => {
+    const perNode = programNodeBytes(cg, cgFs);
+    return target.fast.reduce((s, n) => s + (perNode[n] ?? 0), 0);
+  };
+  let params: SchemeParams;
+  try {
+    params = kernelSchemeParams({ ...inputs, fastBytes: fastBytesNow(), hotHeldBack: false });
+    recordClaim(stateDir, { owner: Deno.pid, target: options.pid, claims, cgroup: cg });
+    specs.forEach((spec, i) =>
+      configureMigration(
+        damon,
+        claims[i].index,
+        spec,
+        cg.path,
+        params,
+        intervalMs,
+        hotMin,
+        options.monitoring,
+      )
+    );
+    for (const c of claims) startKdamond(damon, c.index);
+  } catch (error) {
+    release();
+    throw new TieringError(
+      `cannot start DAMOS migrate_hot/migrate_cold: ${
+        error instanceof Error ? error.message : error
+      }`,
+    );
+  }
+  let promotedBefore = 0;
+  let demotedBefore = 0;
+  let exceedsBefore = 0;
+  let triedBefore = 0;
+  const step = (interval: number): EngineFigures => {
+    const cpu0 = cpuMsNow();
+    let promoted = 0;
+    let demoted = 0;
+    let exceeds = 0;
+    let tried = 0;
+    specs.forEach((spec, i) => {
+      const s = readSchemeStats(damon, claims[i].index);
+      tried += s.nrTried;
+      if (spec.action === "migrate_hot") {
+        promoted += s.szApplied;
+        exceeds += s.qtExceeds;
+      } else demoted += s.szApplied;
+    });
+    const fastBytes = fastBytesNow();
+    const next = kernelSchemeParams({
+      ...inputs,
+      fastBytes,
+      hotHeldBack: exceeds > exceedsBefore,
+    });
+    if (JSON.stringify(next) !== JSON.stringify(params)) {
+      specs.forEach((spec, i) =>
+        writeSchemeParams(damon, claims[i].index, spec.action, next, hotMin)
+      );
+      for (const c of claims) damon.write(`kdamonds/${c.index}/state`, "commit");
+      params = next;
+    }
+    const figures: EngineFigures = {
+      interval,
+      engine: "kernel",
+      fastBytes,
+      budgetBytes: target.budgetBytes,
+      hotBytes: 0,
+      hotOnFastBytes: 0,
+      promotedBytes: promoted - promotedBefore,
+      demotedBytes: demoted - demotedBefore,
+      totalPromotedBytes: promoted,
+      totalDemotedBytes: demoted,
+      regions: tried - triedBefore,
+      cpuMs: Math.round((cpuMsNow() - cpu0) * 100) / 100,
+      kernel: {
+        mode: params.mode,
+        hotQuotaBytes: params.hotQuotaBytes,
+        coldMinAge: params.coldMinAge,
+      },
+    };
+    promotedBefore = promoted;
+    demotedBefore = demoted;
+    exceedsBefore = exceeds;
+    triedBefore = tried;
+    return figures;
+  };
+  return { step, release };
+}
+
+function runSession(
+  pid: number,
+  target: TieringPlanTarget,
+  intervalMs: number,
+  engine: Engine,
+): TieringSession {
+  const started = performance.now();
+  let last: TieringFigures | undefined;
+  let interval = 0;
+  let stopping = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const waiters: Array<(f: TieringFigures | undefined) => void> = [];
+  let resolveDone!: (end: TieringEnd) => void;
+  const done = new Promise<TieringEnd>((r) => (resolveDone = r));
+  let ended: TieringEnd | undefined;
+
+  const finish = (end: TieringEnd): void => {
+    if (ended !== undefined) return;
+    ended = end;
+    if (timer !== undefined) clearTimeout(timer);
+    try {
+      engine.release();
+    } catch (error) {
+      if (end.reason !== "error") {
+        ended = { reason: "error", error: error as Error, last };
+      }
+    }
+    for (const w of waiters.splice(0)) w(undefined);
+    resolveDone(ended);
   };
 
   const tick = (): void => {
     timer = undefined;
     if (stopping || ended !== undefined) return;
-    if (!alive(options.pid)) return finish({ reason: "exited", last });
+    if (!alive(pid)) return finish({ reason: "exited", last });
     try {
-      step();
+      const { interval: n, ...rest } = engine.step(interval + 1);
+      // Measured when the interval's work is done, as before the engines were split.
+      last = { interval: n, elapsedMs: Math.round(performance.now() - started), ...rest };
+      interval++;
+      for (const w of waiters.splice(0)) w(last);
     } catch (error) {
-      if (!alive(options.pid)) return finish({ reason: "exited", last });
+      if (!alive(pid)) return finish({ reason: "exited", last });
       return finish({ reason: "error", error: error as Error, last });
     }
     timer = setTimeout(tick, intervalMs);
@@ -553,7 +782,7 @@ export function startTiering(options: TieringOptions): TieringSession {
   timer = setTimeout(tick, intervalMs);
 
   const session: TieringSession = {
-    pid: options.pid,
+    pid,
     target,
     stats: () => last,
     done,

@@ -5,12 +5,21 @@
  * One JSON file per session, `DIR/tier-OWNERPID.json` (DIR defaults to `/run/tiermem`, a tmpfs
  * that a reboot empties — as it empties DAMON's state). {@link cleanupLeftovers} releases the
  * claims of owners that are no longer alive and removes their records; a live owner's claim is
- * never touched.
+ * never touched. A kernel-engine session also records its kdamonds (one per node) and the memory
+ * cgroup it made; cleanup turns those off and removes the group (moving a program still inside
+ * back to its home group first).
  *
  * @module
  */
 
 import { type DamonFs, type KdamondClaim, releaseKdamond } from "./damon.ts";
+import {
+  type CgroupFs,
+  type ProgramCgroup,
+  realCgroupFs,
+  removeProgramCgroup,
+} from "./tiering_cgroup.ts";
+import { releaseKdamonds } from "./tiering_kernel.ts";
 
 /** What a session records. */
 export interface ClaimRecord {
@@ -18,8 +27,12 @@ export interface ClaimRecord {
   owner: number;
   /** The process it tiers. */
   target: number;
-  /** The kdamond it claimed. */
-  claim: KdamondClaim;
+  /** The kdamond it claimed (user engine). */
+  claim?: KdamondClaim;
+  /** The kdamonds it claimed (kernel engine: one per node). */
+  claims?: KdamondClaim[];
+  /** The memory cgroup it made (kernel engine). */
+  cgroup?: ProgramCgroup;
 }
 
 /**
@@ -81,6 +94,7 @@ export function cleanupLeftovers(
   fs: DamonFs,
   dir: string,
   isAlive: (pid: number) => boolean = ownerAlive,
+  cgroupFs: CgroupFs = realCgroupFs,
 ): CleanupResult {
   const result: CleanupResult = { released: [], live: [] };
   let names: string[];
@@ -96,7 +110,9 @@ export function cleanupLeftovers(
       result.live.push(record);
       continue;
     }
-    releaseKdamond(fs, record.claim);
+    if (record.claim !== undefined) releaseKdamond(fs, record.claim);
+    if (record.claims !== undefined) releaseKdamonds(fs, record.claims);
+    if (record.cgroup !== undefined) removeProgramCgroup(record.cgroup, cgroupFs);
     Deno.removeSync(`${dir}/${name}`);
     result.released.push(record);
   }

@@ -3,7 +3,8 @@
  * it reacts to writes the way 6.12's `/sys/kernel/mm/damon/admin` does for the files tiermem uses
  * — `nr_kdamonds` replaces every kdamond, `nr_contexts` creates/removes contexts, `state` turns a
  * kdamond on/off and `update_schemes_tried_regions` fills the scheme's `tried_regions` from
- * {@link FakeDamon.regions}. Every write is logged.
+ * {@link FakeDamon.regions}; `update_schemes_stats` and `commit` are accepted while it runs (a
+ * test sets the `stats/` files itself). Every write is logged.
  *
  * @example
  * ```ts
@@ -85,6 +86,8 @@ export class FakeDamon implements DamonFs {
           this.files.set(`${tried}/${i}/nr_accesses`, String(r.nrAccesses));
           this.files.set(`${tried}/${i}/age`, String(r.age));
         });
+      } else if (value === "update_schemes_stats" || value === "commit") {
+        if (!on) throw new TypeError("EINVAL: not running");
       } else throw new TypeError(`EINVAL: state ${value}`);
     } else {
       this.files.set(path, value);
