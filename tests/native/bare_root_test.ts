@@ -54,7 +54,10 @@ async function makeRoot(): Promise<string> {
     await $`debootstrap --variant=minbase --include=git,ca-certificates --make-tarball=${tarball}.tmp bookworm ${work} ${mirror}`
       .quiet();
     await Deno.rename(`${tarball}.tmp`, tarball);
-    await Deno.remove(work, { recursive: true });
+    // debootstrap --make-tarball removes its work directory itself.
+    await Deno.remove(work, { recursive: true }).catch((error) => {
+      if (!(error instanceof Deno.errors.NotFound)) throw error;
+    });
   }
   const root = await Deno.makeTempDir({ dir: "/var/tmp", prefix: "tiermem-bare-root-" });
   await $`debootstrap --variant=minbase --include=git,ca-certificates --unpack-tarball=${tarball} bookworm ${root} ${mirror}`

@@ -32,11 +32,10 @@ const afterCheck = [
   `echo "after: records=$(ls /run/tiermem 2>/dev/null | wc -l)"`,
 ].join("\n");
 
-/** Copies the CLI, its libraries and Deno to `$nr`, readable by every user. */
+/** Copies the checkout (less tests, tools and caches) and Deno to `$nr`, readable by every user. */
 const nonRootCopy = [
   "nr=$(mktemp -d /tmp/tiermem-nonroot.XXXXXX)",
-  'cp -r cli.ts mod.ts deno.json deno.lock lib ffi "$nr"/',
-  'mkdir -p "$nr/zig-src/zig-out" && cp -r zig-src/zig-out/lib "$nr/zig-src/zig-out/"',
+  'tar -C . --exclude=./.git --exclude=./.tools --exclude=./tests --exclude=./zig-src/.zig-cache -cf - . | tar -C "$nr" -xf -',
   `cp ${deno} "$nr/deno"`,
   'chmod -R a+rX "$nr"',
 ].join("\n");
