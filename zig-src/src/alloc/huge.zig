@@ -10,11 +10,12 @@
 //!
 //! Freeing keeps an anonymous mapping in the pool's `Cache` when it is small against
 //! the pool's live huge bytes (at most `cache_slots` mappings and
-//! max(`cache_min_bytes`, live / 4) bytes): it is unregistered from page_map
+//! max(`cache_min_bytes`, live / 2) bytes): it is unregistered from page_map
 //! (a stale pointer is "not allocated" again), but keeps its pages and its
 //! placement, so the next huge block of about its size (up to 1/4 smaller)
 //! costs no mmap, mbind, munmap or page faults (mimalloc-bench's malloc-large
-//! did all four per block: 93% system time). A cached mapping belongs to its
+//! did all four per block: 93% system time). A bigger cached mapping is split
+//! at a granule boundary: its head serves the block, its tail stays cached. A cached mapping belongs to its
 //! pool, whose policy it already has: it is never handed to another pool.
 //! Cached mappings older than `cache_decay_ns` are unmapped at the pool's
 //! next huge operation or decay tick, and a block bigger than the cap (a
@@ -31,8 +32,9 @@
 //!
 //! Trade-off: one header page per huge block (4 KiB of RSS per ≥ 2 MiB, 0.2%)
 //! buys the O(1) lookup without a separate metadata allocator; the cache
-//! holds up to a quarter of the live huge bytes resident for up to a second
-//! (malloc-large: 2-3x fewer page faults than unmapping, RSS below glibc's).
+//! holds up to half of the live huge bytes resident for up to a second
+//! (malloc-large: 2.6x fewer page faults than with a quarter and no split,
+//! RSS still below glibc's; figures in bench/README.md).
 const std = @import("std");
 const assert = std.debug.assert;
 const linux = std.os.linux;
@@ -48,7 +50,7 @@ const cached_magic: u64 = 0x686d_6375_6765_3031; // "hmcuge01"
 
 /// Mappings a pool keeps after their blocks are freed.
 pub const cache_slots = 8;
-/// Bytes of cached mappings a pool may always keep; more when a quarter of
+/// Bytes of cached mappings a pool may always keep; more when half of
 /// its live huge bytes is more.
 pub const cache_min_bytes: usize = 10 * 1024 * 1024;
 /// A cached mapping unused this long is unmapped.
@@ -151,8 +153,10 @@ fn unlinkLocked(pool: *Pool, h: *Huge) void {
 
 /// The smallest cached mapping that holds `map_bytes` at `map_align`,
 /// removed from the cache. An anonymous one that is more than a quarter too
-/// big loses its tail (one munmap; its head's pages are reused); a file
-/// tier's is only taken when it is at most a quarter too big.
+/// big is split at the first granule boundary after the request: the head
+/// serves it, and a tail of at least a granule stays cached as a mapping of
+/// its own, its pages kept (a smaller tail is unmapped); a file tier's is only
+/// taken when it is at most a quarter too big.
 fn takeCachedLocked(pool: *Pool, map_bytes: usize, map_align: usize) ?*Huge {
     const cache = &pool.huge_cache;
     const trimmable = pool.source == .anonymous;
@@ -170,9 +174,31 @@ fn takeCachedLocked(pool: *Pool, map_bytes: usize, map_align: usize) ?*Huge {
     assert(h.magic == cached_magic and h.pool == pool);
     if (h.map_bytes - map_bytes > h.map_bytes / 4) {
         assert(trimmable);
-        _ = linux.munmap(@ptrFromInt(h.map_base + map_bytes), h.map_bytes - map_bytes);
-        _ = pool.stats.huge_bytes.fetchSub(h.map_bytes - map_bytes, .monotonic);
-        h.map_bytes = map_bytes;
+        const split = std.mem.alignForward(usize, h.map_base + map_bytes, chunk_source.granule_bytes);
+        const end = h.map_base + h.map_bytes;
+        if (end >= split + chunk_source.granule_bytes) {
+            // The slot `h` left holds the tail: the cache's bytes lose only the head's.
+            const tail: *Huge = @ptrFromInt(split);
+            tail.* = .{
+                .magic = cached_magic,
+                .pool = pool,
+                .map_base = split,
+                .map_bytes = end - split,
+                .user = 0,
+                .next = null,
+                .prev = null,
+                .cached_ns = h.cached_ns,
+                .zero = false,
+            };
+            cache.entries[i] = tail;
+            cache.bytes += tail.map_bytes;
+            h.map_bytes = split - h.map_base;
+        } else {
+            _ = linux.munmap(@ptrFromInt(h.map_base + map_bytes), h.map_bytes - map_bytes);
+            _ = pool.stats.huge_bytes.fetchSub(h.map_bytes - map_bytes, .monotonic);
+            h.map_bytes = map_bytes;
+        }
+        assert(h.map_bytes >= map_bytes);
     }
     return h;
 }
@@ -251,7 +277,7 @@ pub fn free(h: *Huge) void {
 fn cacheOrUnmapLocked(pool: *Pool, h: *Huge, now: u64) void {
     const cache = &pool.huge_cache;
     const live = pool.stats.huge_bytes.load(.monotonic) - cache.bytes - h.map_bytes;
-    const cap = @max(cache_min_bytes, live / 4);
+    const cap = @max(cache_min_bytes, live / 2);
     // A file tier's pages are capacity the user capped (PMEM_SIZE_LIMIT): never held back.
     if (h.map_bytes > cap or pool.source != .anonymous) return unmapLocked(pool, h);
     while (true) {
