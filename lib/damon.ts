@@ -155,6 +155,35 @@ const U64_MAX = "18446744073709551615";
 const U32_MAX = "4294967295";
 
 /**
+ * Gives kdamond `index` one context with `operations` ("vaddr" or "paddr"), the monitoring
+ * attributes and one target; returns the context's sysfs path (relative to the admin root).
+ *
+ * @example
+ * ```ts ignore
+ * const ctx = configureContext(fs, 0, "paddr", DEFAULT_MONITORING);
+ * fs.write(`${ctx}/targets/0/regions/nr_regions`, "1");
+ * ```
+ */
+export function configureContext(
+  fs: DamonFs,
+  index: number,
+  operations: "vaddr" | "paddr",
+  attrs: MonitoringAttrs,
+): string {
+  const ctx = `kdamonds/${index}/contexts/0`;
+  fs.write(`kdamonds/${index}/contexts/nr_contexts`, "1");
+  fs.write(`${ctx}/operations`, operations);
+  const mon = `${ctx}/monitoring_attrs`;
+  fs.write(`${mon}/intervals/sample_us`, String(attrs.sampleUs));
+  fs.write(`${mon}/intervals/aggr_us`, String(attrs.aggrUs));
+  fs.write(`${mon}/intervals/update_us`, String(attrs.updateUs));
+  fs.write(`${mon}/nr_regions/min`, String(attrs.minRegions));
+  fs.write(`${mon}/nr_regions/max`, String(attrs.maxRegions));
+  fs.write(`${ctx}/targets/nr_targets`, "1");
+  return ctx;
+}
+
+/**
  * Sets up kdamond `index` to monitor process `pid` (vaddr operations) with one `stat` scheme
  * matching every region, so that `tried_regions` lists all of them. Does not start it.
  *
@@ -171,16 +200,7 @@ export function configureVaddrStat(
   pid: number,
   attrs: MonitoringAttrs = DEFAULT_MONITORING,
 ): void {
-  const ctx = `kdamonds/${index}/contexts/0`;
-  fs.write(`kdamonds/${index}/contexts/nr_contexts`, "1");
-  fs.write(`${ctx}/operations`, "vaddr");
-  const mon = `${ctx}/monitoring_attrs`;
-  fs.write(`${mon}/intervals/sample_us`, String(attrs.sampleUs));
-  fs.write(`${mon}/intervals/aggr_us`, String(attrs.aggrUs));
-  fs.write(`${mon}/intervals/update_us`, String(attrs.updateUs));
-  fs.write(`${mon}/nr_regions/min`, String(attrs.minRegions));
-  fs.write(`${mon}/nr_regions/max`, String(attrs.maxRegions));
-  fs.write(`${ctx}/targets/nr_targets`, "1");
+  const ctx = configureContext(fs, index, "vaddr", attrs);
   fs.write(`${ctx}/targets/0/pid_target`, String(pid));
   fs.write(`${ctx}/schemes/nr_schemes`, "1");
   const scheme = `${ctx}/schemes/0`;

@@ -30,6 +30,7 @@
  */
 
 import {
+  configureContext,
   DamonBusyError,
   type DamonFs,
   DEFAULT_MONITORING,
@@ -290,16 +291,7 @@ export function configureMigration(
   hotMinAccesses: number,
   attrs: MonitoringAttrs = DEFAULT_MONITORING,
 ): void {
-  const ctx = `kdamonds/${index}/contexts/0`;
-  fs.write(`kdamonds/${index}/contexts/nr_contexts`, "1");
-  fs.write(`${ctx}/operations`, "paddr");
-  const mon = `${ctx}/monitoring_attrs`;
-  fs.write(`${mon}/intervals/sample_us`, String(attrs.sampleUs));
-  fs.write(`${mon}/intervals/aggr_us`, String(attrs.aggrUs));
-  fs.write(`${mon}/intervals/update_us`, String(attrs.updateUs));
-  fs.write(`${mon}/nr_regions/min`, String(attrs.minRegions));
-  fs.write(`${mon}/nr_regions/max`, String(attrs.maxRegions));
-  fs.write(`${ctx}/targets/nr_targets`, "1");
+  const ctx = configureContext(fs, index, "paddr", attrs);
   const regions = `${ctx}/targets/0/regions`;
   fs.write(`${regions}/nr_regions`, String(spec.ranges.length));
   spec.ranges.forEach((r, i) => {
