@@ -138,6 +138,7 @@ pub fn alloc(pool: *Pool, size: usize, alignment: usize, zeroed: bool) ?[*]u8 {
 }
 
 fn linkLocked(pool: *Pool, h: *Huge, user_offset: usize) *Huge {
+    pool.page_lock.assertHeld();
     h.user = h.map_base + user_offset;
     h.next = pool.huge_list;
     h.prev = null;
@@ -147,6 +148,7 @@ fn linkLocked(pool: *Pool, h: *Huge, user_offset: usize) *Huge {
 }
 
 fn unlinkLocked(pool: *Pool, h: *Huge) void {
+    pool.page_lock.assertHeld();
     if (h.prev) |p| p.next = h.next else pool.huge_list = h.next;
     if (h.next) |n| n.prev = h.prev;
 }
@@ -158,6 +160,7 @@ fn unlinkLocked(pool: *Pool, h: *Huge) void {
 /// its own, its pages kept (a smaller tail is unmapped); a file tier's is only
 /// taken when it is at most a quarter too big.
 fn takeCachedLocked(pool: *Pool, map_bytes: usize, map_align: usize) ?*Huge {
+    pool.page_lock.assertHeld();
     const cache = &pool.huge_cache;
     const trimmable = pool.source == .anonymous;
     var best: ?usize = null;
@@ -207,6 +210,7 @@ fn takeCachedLocked(pool: *Pool, map_bytes: usize, map_align: usize) ?*Huge {
 /// mremap (its pages move, none is zeroed or faulted again); only for pools
 /// whose mappings can grow (see `growable`).
 fn takeGrownLocked(pool: *Pool, map_bytes: usize, map_align: usize) ?*Huge {
+    pool.page_lock.assertHeld();
     if (!growable(pool)) return null;
     const cache = &pool.huge_cache;
     var best: ?usize = null;
@@ -255,6 +259,7 @@ fn growable(pool: *Pool) bool {
 
 /// Places a mapping's new, untouched tail by the pool's policy.
 fn placeTailLocked(pool: *Pool, base: usize, bytes: usize) void {
+    pool.page_lock.assertHeld();
     var calls: usize = 0;
     _ = pool.policy.applyCounted(base, bytes, &calls);
     _ = pool.stats.mbind_calls.fetchAdd(calls, .monotonic);
@@ -275,6 +280,7 @@ pub fn free(h: *Huge) void {
 /// Puts `h` (unlinked, unregistered) into the cache, evicting the oldest
 /// mappings to make room, or unmaps it when it is bigger than the cap.
 fn cacheOrUnmapLocked(pool: *Pool, h: *Huge, now: u64) void {
+    pool.page_lock.assertHeld();
     const cache = &pool.huge_cache;
     const live = pool.stats.huge_bytes.load(.monotonic) - cache.bytes - h.map_bytes;
     const cap = @max(cache_min_bytes, live / 2);
@@ -307,6 +313,7 @@ fn cacheOrUnmapLocked(pool: *Pool, h: *Huge, now: u64) void {
 
 /// Unmaps the cached mappings older than `cache_decay_ns`. Page lock held.
 pub fn expireLocked(pool: *Pool, now: u64) void {
+    pool.page_lock.assertHeld();
     const cache = &pool.huge_cache;
     if (cache.bytes == 0) return;
     for (&cache.entries) |*entry| {
@@ -320,6 +327,7 @@ pub fn expireLocked(pool: *Pool, now: u64) void {
 
 /// Unmaps every cached mapping (pool teardown). Page lock held.
 pub fn dropCacheLocked(pool: *Pool) void {
+    pool.page_lock.assertHeld();
     for (&pool.huge_cache.entries) |*entry| {
         const e = entry.* orelse continue;
         entry.* = null;
@@ -329,6 +337,7 @@ pub fn dropCacheLocked(pool: *Pool) void {
 }
 
 fn unmapLocked(pool: *Pool, h: *Huge) void {
+    pool.page_lock.assertHeld();
     const base = h.map_base;
     const bytes = h.map_bytes;
     _ = pool.stats.huge_bytes.fetchSub(bytes, .monotonic);
@@ -337,6 +346,7 @@ fn unmapLocked(pool: *Pool, h: *Huge) void {
 
 /// Unlinks and unmaps `h` (no cache: the pool goes away). Page lock held.
 pub fn releaseLocked(pool: *Pool, h: *Huge) void {
+    pool.page_lock.assertHeld();
     assert(h.magic == huge_magic and h.pool == pool);
     unlinkLocked(pool, h);
     page_map.unregister(h.map_base, h.map_bytes);
