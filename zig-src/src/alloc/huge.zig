@@ -10,7 +10,7 @@
 //!
 //! Freeing keeps an anonymous mapping in the pool's `Cache` when it is small against
 //! the pool's live huge bytes (at most `cache_slots` mappings and
-//! max(`cache_min_bytes`, live / 2) bytes): it is unregistered from page_map
+//! max(`cache_min_bytes`, live / 4) bytes): it is unregistered from page_map
 //! (a stale pointer is "not allocated" again), but keeps its pages and its
 //! placement, so the next huge block of about its size (up to 1/4 smaller)
 //! costs no mmap, mbind, munmap or page faults (mimalloc-bench's malloc-large
@@ -32,9 +32,9 @@
 //!
 //! Trade-off: one header page per huge block (4 KiB of RSS per ≥ 2 MiB, 0.2%)
 //! buys the O(1) lookup without a separate metadata allocator; the cache
-//! holds up to half of the live huge bytes resident for up to a second
-//! (malloc-large: 2.6x fewer page faults than with a quarter and no split,
-//! RSS still below glibc's; figures in bench/README.md).
+//! holds up to a quarter of the live huge bytes resident for up to a second
+//! (malloc-large: 2x fewer page faults than without the split, RSS below
+//! glibc's; figures in bench/README.md).
 const std = @import("std");
 const assert = std.debug.assert;
 const linux = std.os.linux;
@@ -50,7 +50,7 @@ const cached_magic: u64 = 0x686d_6375_6765_3031; // "hmcuge01"
 
 /// Mappings a pool keeps after their blocks are freed.
 pub const cache_slots = 8;
-/// Bytes of cached mappings a pool may always keep; more when half of
+/// Bytes of cached mappings a pool may always keep; more when a quarter of
 /// its live huge bytes is more.
 pub const cache_min_bytes: usize = 10 * 1024 * 1024;
 /// A cached mapping unused this long is unmapped.
@@ -196,6 +196,7 @@ fn takeCachedLocked(pool: *Pool, map_bytes: usize, map_align: usize) ?*Huge {
             cache.entries[i] = tail;
             cache.bytes += tail.map_bytes;
             h.map_bytes = split - h.map_base;
+            trimCacheLocked(pool, cacheCapLocked(pool, 0));
         } else {
             _ = linux.munmap(@ptrFromInt(h.map_base + map_bytes), h.map_bytes - map_bytes);
             _ = pool.stats.huge_bytes.fetchSub(h.map_bytes - map_bytes, .monotonic);
@@ -282,10 +283,12 @@ pub fn free(h: *Huge) void {
 fn cacheOrUnmapLocked(pool: *Pool, h: *Huge, now: u64) void {
     pool.page_lock.assertHeld();
     const cache = &pool.huge_cache;
-    const live = pool.stats.huge_bytes.load(.monotonic) - cache.bytes - h.map_bytes;
-    const cap = @max(cache_min_bytes, live / 2);
+    const cap = cacheCapLocked(pool, h.map_bytes);
     // A file tier's pages are capacity the user capped (PMEM_SIZE_LIMIT): never held back.
-    if (h.map_bytes > cap or pool.source != .anonymous) return unmapLocked(pool, h);
+    if (h.map_bytes > cap or pool.source != .anonymous) {
+        unmapLocked(pool, h);
+        return trimCacheLocked(pool, cap);
+    }
     while (true) {
         var free_slot: ?usize = null;
         var oldest: ?usize = null;
@@ -306,6 +309,31 @@ fn cacheOrUnmapLocked(pool: *Pool, h: *Huge, now: u64) void {
         const victim = oldest.?; // bytes over the cap with h alone within it: not empty
         const e = cache.entries[victim].?;
         cache.entries[victim] = null;
+        cache.bytes -= e.map_bytes;
+        unmapLocked(pool, e);
+    }
+}
+
+/// What the cache may hold: max(`cache_min_bytes`, a quarter of the live huge bytes), the live
+/// bytes counted without the cache and without `leaving_bytes` (a mapping being freed).
+fn cacheCapLocked(pool: *Pool, leaving_bytes: usize) usize {
+    pool.page_lock.assertHeld();
+    const live = pool.stats.huge_bytes.load(.monotonic) - pool.huge_cache.bytes - leaving_bytes;
+    return @max(cache_min_bytes, live / 4);
+}
+
+/// Unmaps the oldest cached mappings until the cache holds at most `cap` bytes.
+fn trimCacheLocked(pool: *Pool, cap: usize) void {
+    pool.page_lock.assertHeld();
+    const cache = &pool.huge_cache;
+    while (cache.bytes > cap) {
+        var oldest: ?usize = null;
+        for (cache.entries, 0..) |entry, i| {
+            const e = entry orelse continue;
+            if (oldest == null or e.cached_ns < cache.entries[oldest.?].?.cached_ns) oldest = i;
+        }
+        const e = cache.entries[oldest.?].?; // bytes > 0: not empty
+        cache.entries[oldest.?] = null;
         cache.bytes -= e.map_bytes;
         unmapLocked(pool, e);
     }
