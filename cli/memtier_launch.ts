@@ -30,7 +30,7 @@
  * @module
  */
 
-import { locateLibrary } from "../ffi/library.ts";
+import { libraryEnvVars, locateLibrary } from "../ffi/library.ts";
 import { writeAll } from "./write_all.ts";
 import { type GetoptMessages, type GetoptOption, GetoptScanner } from "./getopt.ts";
 import { kmemDaxProblem } from "./kmem_dax_nodes.ts";
@@ -40,8 +40,8 @@ import { parseTierSpec, tierEnvFromFlags, type TierSpec } from "../lib/tier_spec
 /** Exit status for a bad configuration, a usage error or a program that cannot run. */
 export const EXIT_USAGE = 2;
 
-/** Environment variable naming libmemtier.so explicitly. */
-export const LIBRARY_ENV = "TIERMEM_MEMTIER_LIB";
+/** Environment variable naming libmemtier.so explicitly (the loader's name for it). */
+const LIBRARY_ENV: string = libraryEnvVars.memtier;
 
 /** The library's log levels. */
 export type LogLevel = 0 | 1 | 2;
