@@ -122,8 +122,9 @@ const steps: Step[] = [
       `${tier} --fast 0 --slow 2 sleep 60 & tpid=$!`,
       `until [ -n "$(ls /run/tiermem 2>/dev/null)" ]; do sleep 0.2; done; sleep 1`,
       `echo "before kill: nr_kdamonds=$(cat ${admin}/kdamonds/nr_kdamonds) state=$(cat ${admin}/kdamonds/0/state)"`,
-      // The program, once started (a slow guest may still be starting it a second later).
-      "until spid=$(pgrep -P $tpid); do sleep 0.2; done",
+      // The program, once started (a slow guest may still be starting it a second later); read
+      // from /proc: a bare Debian root has no procps (pgrep).
+      "until spid=$(cat /proc/$tpid/task/*/children 2>/dev/null | tr -d ' ') && [ -n \"$spid\" ]; do sleep 0.2; done",
       "kill -9 $tpid; wait $tpid 2>/dev/null; kill $spid",
       `echo "after kill: nr_kdamonds=$(cat ${admin}/kdamonds/nr_kdamonds) records=$(ls /run/tiermem | wc -l)"`,
       `${tier} --cleanup; echo "cleanup rc=$?"`,
@@ -147,8 +148,9 @@ const steps: Step[] = [
       // group, the program moved back out first.
       `${tier} --engine kernel --fast 0 --slow 2 sleep 60 & tpid=$!`,
       `until [ -n "$(ls /run/tiermem 2>/dev/null)" ]; do sleep 0.2; done; sleep 1`,
-      // The program, once started (a slow guest may still be starting it a second later).
-      "until spid=$(pgrep -P $tpid); do sleep 0.2; done",
+      // The program, once started (a slow guest may still be starting it a second later); read
+      // from /proc: a bare Debian root has no procps (pgrep).
+      "until spid=$(cat /proc/$tpid/task/*/children 2>/dev/null | tr -d ' ') && [ -n \"$spid\" ]; do sleep 0.2; done",
       "kill -9 $tpid; wait $tpid 2>/dev/null",
       `echo "after kill: nr_kdamonds=$(cat ${admin}/kdamonds/nr_kdamonds) cgroups=$(ls -d /sys/fs/cgroup/tiermem-* | wc -l)"`,
       `${tier} --cleanup; echo "cleanup rc=$?"`,
