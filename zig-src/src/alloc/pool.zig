@@ -475,73 +475,43 @@ pub fn ownerOf(address: usize, caller: Caller) Owner {
 pub inline fn free(ptr: ?*anyopaque, caller: Caller) void {
     const address = @intFromPtr(ptr);
     const hit = page_map.chunkOf(address) orelse return freeOffTable(address, caller);
-    freeInChunk(address, hit, caller);
+    freeInChunk(address, hit, caller, null);
 }
 
 fn freeOffTable(address: usize, caller: Caller) void {
     @branchHint(.cold);
     if (address == 0) return;
-    freeSlow(address, caller);
+    freeSlow(address, caller, null);
 }
 
 /// `free` for an interposer: a pointer no pool owns is handed to
 /// `onForeign` instead of being reported; everything else is as `free`.
 /// NULL is freed as nothing (and never reaches `onForeign`).
 pub inline fn freeOrForeign(address: usize, caller: Caller, comptime onForeign: fn (usize) void) void {
-    const hit = page_map.chunkOf(address) orelse return freeOffTableOrForeign(address, caller, onForeign);
-    freeInChunk(address, hit, caller);
+    freeCounted(address, caller, onForeign, null);
 }
 
-fn freeOffTableOrForeign(address: usize, caller: Caller, comptime onForeign: fn (usize) void) void {
+/// Called with a block's pool slot and usable size just before the block is freed.
+pub const FreeHook = ?fn (slot: u8, bytes: usize) void;
+
+/// `freeOrForeign` for an interposer that counts bytes per pool: `onFree` learns each block's
+/// pool slot and usable size, found by the same single chunk-table lookup as `free`'s common
+/// case (a lookup and a full `ownerOf` before each free doubled the two-tier free path).
+pub inline fn freeCounted(address: usize, caller: Caller, comptime onForeign: fn (usize) void, comptime onFree: FreeHook) void {
+    const hit = page_map.chunkOf(address) orelse return freeOffTableOrForeign(address, caller, onForeign, onFree);
+    freeInChunk(address, hit, caller, onFree);
+}
+
+fn freeOffTableOrForeign(address: usize, caller: Caller, comptime onForeign: fn (usize) void, comptime onFree: FreeHook) void {
     @branchHint(.cold);
     if (address == 0) return;
     if (page_map.lookup(address) == 0) return onForeign(address);
-    freeSlow(address, caller);
-}
-
-/// `freeOrForeign` for an interposer that counts bytes per pool: the block's pool slot and
-/// usable size go to `onFree` just before the block is freed, found by the same single
-/// chunk-table lookup as `free`'s common case (a lookup and a full `ownerOf` before each free
-/// doubled the two-tier free path).
-pub inline fn freeCounted(
-    address: usize,
-    caller: Caller,
-    comptime onForeign: fn (usize) void,
-    comptime onFree: fn (slot: u8, bytes: usize) void,
-) void {
-    const hit = page_map.chunkOf(address) orelse return freeCountedOffTable(address, caller, onForeign, onFree);
-    const c: *Chunk = @ptrFromInt(hit.base);
-    const page = hit.offset >> size_class.page_shift;
-    const key: usize = c.page_key[page]; // 0: not a slab page
-    if (key != 0) {
-        @branchHint(.likely);
-        const slab_offset = hit.offset - @as(usize, c.page_owner[page]) * page_bytes;
-        if (size_class.isBlockStart(key, slab_offset)) {
-            @branchHint(.likely);
-            onFree(c.slot, size_class.sizeOf(size_class.classOfKey(key)));
-            return freeSmall(c.slot, key, address, caller);
-        }
-    }
-    return freeCountedSlow(address, caller, onFree);
-}
-
-fn freeCountedOffTable(address: usize, caller: Caller, comptime onForeign: fn (usize) void, comptime onFree: fn (slot: u8, bytes: usize) void) void {
-    @branchHint(.cold);
-    if (address == 0) return;
-    if (page_map.lookup(address) == 0) return onForeign(address);
-    freeCountedSlow(address, caller, onFree);
-}
-
-fn freeCountedSlow(address: usize, caller: Caller, comptime onFree: fn (slot: u8, bytes: usize) void) void {
-    @branchHint(.cold);
-    const owner = ownerOf(address, caller);
-    onFree(ownedPool(owner).slot, ownedSize(owner));
-    freeOwned(owner, address, caller);
+    freeSlow(address, caller, onFree);
 }
 
 /// The common case, a small block in a chunk, checked inline with the same
 /// rules as ownerOf; anything else (and any doubt) takes ownerOf's full path.
-inline fn freeInChunk(address: usize, hit: page_map.ChunkHit, caller: Caller) void {
+inline fn freeInChunk(address: usize, hit: page_map.ChunkHit, caller: Caller, comptime onFree: FreeHook) void {
     const c: *Chunk = @ptrFromInt(hit.base);
     const page = hit.offset >> size_class.page_shift;
     const key: usize = c.page_key[page]; // 0: not a slab page
@@ -550,15 +520,18 @@ inline fn freeInChunk(address: usize, hit: page_map.ChunkHit, caller: Caller) vo
         const slab_offset = hit.offset - @as(usize, c.page_owner[page]) * page_bytes;
         if (size_class.isBlockStart(key, slab_offset)) {
             @branchHint(.likely);
+            if (onFree) |hook| hook(c.slot, size_class.sizeOf(size_class.classOfKey(key)));
             return freeSmall(c.slot, key, address, caller);
         }
     }
-    return freeSlow(address, caller);
+    return freeSlow(address, caller, onFree);
 }
 
-fn freeSlow(address: usize, caller: Caller) void {
+fn freeSlow(address: usize, caller: Caller, comptime onFree: FreeHook) void {
     @branchHint(.cold);
-    freeOwned(ownerOf(address, caller), address, caller);
+    const owner = ownerOf(address, caller);
+    if (onFree) |hook| hook(ownedPool(owner).slot, ownedSize(owner));
+    freeOwned(owner, address, caller);
 }
 
 /// Frees the block at `address` whose owner `ownerOf` returned.
