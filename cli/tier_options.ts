@@ -35,7 +35,7 @@ export type TierRequest =
     rateBytesPerSec: number;
     /** `--json`. */
     json: boolean;
-    /** `--engine` (default auto). */
+    /** `--engine` (default user). */
     engine: EngineChoice;
     /** `--use-free-kdamond`. */
     useFreeKdamond: boolean;
@@ -57,7 +57,8 @@ export const TIER_USAGE: string = [
   "  --interval DURATION  how often to decide (default 1s; 500ms, 2s)",
   "  --rate SIZE/s        migration quota, both ways together (default 1G/s)",
   "  --json               one JSON line of figures per interval on stderr",
-  "  --engine E           user (DAMON + move_pages), kernel (DAMOS migrate_hot/cold), auto",
+  "  --engine E           user (default: DAMON + move_pages), kernel (DAMOS migrate_hot/cold),",
+  "                       auto (kernel where it can run, else user)",
   "  --use-free-kdamond   reuse a free kdamond when other kdamonds exist",
   "  --cleanup            remove what a killed tier session left (kdamonds, cgroup)",
   "",
@@ -172,7 +173,7 @@ export function parseTierArgs(args: readonly string[]): TierRequest {
     }
     return { kind: "cleanup" };
   }
-  const engine = values.get("--engine") ?? "auto";
+  const engine = values.get("--engine") ?? "user";
   if (engine !== "user" && engine !== "kernel" && engine !== "auto") {
     throw new TypeError(`invalid --engine "${engine}" (user, kernel or auto)`);
   }

@@ -226,7 +226,7 @@ Deno.test("parseTierArgs reads options up to the program and leaves its argument
     intervalMs: 500,
     rateBytesPerSec: 256 << 20,
     json: true,
-    engine: "auto",
+    engine: "user",
     useFreeKdamond: false,
     pid: undefined,
     command: ["./prog", "--fast", "x"],

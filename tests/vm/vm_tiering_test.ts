@@ -139,7 +139,7 @@ const steps: Step[] = [
       "mount -t cgroup2 none /sys/fs/cgroup",
       `out=$(${tier} --engine kernel --fast 0 --slow 2 --pid $$ 2>&1); rc=$?`,
       `echo "case kernel-pid rc=$rc line=$(printf '%s\\n' "$out" | tail -1)"`,
-      `echo "auto: $(${tier} --fast 0 --slow 2 --fast-max ${budgetMib}M sleep 2 2>&1 | grep 'tier: engine')"`,
+      `echo "auto: $(${tier} --engine auto --fast 0 --slow 2 --fast-max ${budgetMib}M sleep 2 2>&1 | grep 'tier: engine')"`,
       `${tier} --json --engine kernel --fast 0 --slow 2 --fast-max ${budgetMib}M ${exe} 512 64 3 ${phaseS} 1000 0 2`,
       `echo "tier rc=$?"`,
       afterCheck,
