@@ -101,7 +101,9 @@ export function chooseEngine(
   facts: KernelEngineFacts = readKernelEngineFacts(),
   attach: boolean = false,
 ): EngineDecision {
-  if (choice === "user") return { engine: "user", note: "engine user (asked for)" };
+  if (choice === "user") {
+    return { engine: "user", note: "engine user (DAMON vaddr monitoring, move_pages by tiermem)" };
+  }
   const why = kernelEngineUnavailable(facts) ?? (attach ? KERNEL_PID_REASON : undefined);
   if (why === undefined) {
     return {
