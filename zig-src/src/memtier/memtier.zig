@@ -50,6 +50,7 @@ const size_class = @import("alloc").size_class;
 const thread_cache = @import("alloc").thread_cache;
 pub const tier_nodes = @import("tier_nodes.zig");
 const file_heap = @import("alloc").file_heap;
+const Lock = @import("alloc").lock.Lock;
 
 comptime {
     std.testing.refAllDecls(@This()); // in test builds only: the folder's files and their tests
@@ -93,7 +94,9 @@ var full_mask: std.atomic.Value(tier_ratio.TierMask) = .init(0);
 /// Net bytes handed over by threads that free more than they allocate, and
 /// by exited threads (tier_ratio.zig's settle protocol).
 var shared_counts: tier_ratio.Counts = .{};
-var shared_lock: std.c.pthread_mutex_t = .{};
+/// Our lock, not a pthread mutex: a signal handler that allocates while this thread settles
+/// (it holds this lock) is reported in one line and aborts, where a mutex would hang for ever.
+var shared_lock: Lock = .{};
 pub var log_level: u8 = 0;
 
 const State = enum(u8) { uninitialised, initialising, ready };
@@ -262,11 +265,11 @@ fn getenv(name: [*:0]const u8) ?[]const u8 {
 // file-backed tier's heap is copied into the child by registry.zig's fork handlers.)
 
 fn forkPrepare() callconv(.c) void {
-    _ = std.c.pthread_mutex_lock(&shared_lock);
+    shared_lock.lock();
 }
 
 fn forkParent() callconv(.c) void {
-    _ = std.c.pthread_mutex_unlock(&shared_lock);
+    shared_lock.unlock();
 }
 
 fn forkChild() callconv(.c) void {
@@ -365,9 +368,9 @@ fn allocateUntracked(size: usize, alignment: usize, zeroed: bool) ?[*]u8 {
 
 /// Books a block straight to the shared counts and the statistics (no thread state).
 fn accountShared(index: usize, bytes: i64) void {
-    _ = std.c.pthread_mutex_lock(&shared_lock);
+    shared_lock.lock();
     shared_counts.net_bytes[index] += bytes;
-    _ = std.c.pthread_mutex_unlock(&shared_lock);
+    shared_lock.unlock();
     const stats = &tiers[index].stats;
     if (bytes > 0) _ = stats.allocations.fetchAdd(1, .monotonic);
     const now = stats.bytes_now.fetchAdd(bytes, .monotonic) + bytes;
@@ -430,8 +433,8 @@ pub fn noteFree(slot: u8, bytes: usize) void {
 }
 
 fn settle(ts: *ThreadState) void {
-    _ = std.c.pthread_mutex_lock(&shared_lock);
-    defer _ = std.c.pthread_mutex_unlock(&shared_lock);
+    shared_lock.lock();
+    defer shared_lock.unlock();
     var taken = shared_counts;
     shared_counts = .{};
     if (ts.ledger.settle(&taken)) shared_counts.add(taken);
@@ -462,8 +465,8 @@ fn threadStateSlow() ?*ThreadState {
 
 /// A state an exited thread left, else one of a new batch of `states_per_map`.
 fn spareState() ?*ThreadState {
-    _ = std.c.pthread_mutex_lock(&shared_lock);
-    defer _ = std.c.pthread_mutex_unlock(&shared_lock);
+    shared_lock.lock();
+    defer shared_lock.unlock();
     if (spare_states == null) {
         const raw = linux.mmap(null, states_per_map * @sizeOf(ThreadState), .{ .READ = true, .WRITE = true }, .{ .TYPE = .PRIVATE, .ANONYMOUS = true }, -1, 0);
         if (linux.errno(raw) != .SUCCESS) return null;
@@ -496,8 +499,8 @@ fn flushAll(ts: *ThreadState) void {
 fn threadExit(value: *anyopaque) callconv(.c) void {
     const ts: *ThreadState = @ptrCast(@alignCast(value));
     flushAll(ts);
-    _ = std.c.pthread_mutex_lock(&shared_lock);
-    defer _ = std.c.pthread_mutex_unlock(&shared_lock);
+    shared_lock.lock();
+    defer shared_lock.unlock();
     if (tier_count > 1) shared_counts.add(ts.ledger.drain());
     // The state serves the next thread; later destructors of this one book to the shared counts.
     assert(currentState() == ts);
