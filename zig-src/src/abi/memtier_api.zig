@@ -38,6 +38,7 @@ export fn malloc(size: usize) ?*anyopaque {
         @branchHint(.likely);
         return pool_mod.allocDefault(size);
     }
+    if (memtier.allocateOnCredit(size)) |block| return block;
     return mallocTiered(size);
 }
 

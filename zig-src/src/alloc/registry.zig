@@ -147,12 +147,15 @@ pub fn destroy(p: *Pool) void {
     defer _ = std.c.pthread_mutex_unlock(&lock);
     assert(slots[p.slot].load(.monotonic) == p);
     p.releaseAll();
-    // Blocks cached by any thread are gone with the memory: forget them.
-    var it = thread_caches;
-    while (it) |tc| : (it = tc.next) {
-        const cache = tc.pools[p.slot] orelse continue;
-        tc.pools[p.slot] = null;
-        thread_cache.destroyPoolCache(cache);
+    // Blocks cached by any thread are gone with the memory: forget them, and
+    // the empty caches spare thread caches keep for the slot.
+    for ([_]?*thread_cache.ThreadCache{ thread_caches, spare_caches }) |list| {
+        var it = list;
+        while (it) |tc| : (it = tc.next) {
+            const cache = tc.pools[p.slot] orelse continue;
+            tc.pools[p.slot] = null;
+            thread_cache.destroyPoolCache(cache);
+        }
     }
     slots[p.slot].store(null, .release);
 }
@@ -199,6 +202,11 @@ fn initPoolCacheInner(tc: *thread_cache.ThreadCache, p: *Pool) ?*thread_cache.Po
 /// Re-entrancy guard of this thread's cache set-up (one byte of TLS).
 threadlocal var busy: bool = false;
 
+/// Told, at a thread's exit, the bytes a counting free (pool.freeCounted) left in each of its
+/// pool caches' `freed_bytes` that their owner did not take (libmemtier books them); set once
+/// before any thread exits.
+pub var retire_freed_hook: ?*const fn (slot: u8, bytes: u64) void = null;
+
 fn threadExit(value: *anyopaque) callconv(.c) void {
     const tc: *thread_cache.ThreadCache = @ptrCast(@alignCast(value));
     // Allocations made by later destructors go to the bins directly.
@@ -208,20 +216,33 @@ fn threadExit(value: *anyopaque) callconv(.c) void {
     defer _ = std.c.pthread_mutex_unlock(&lock);
     for (&tc.pools, 0..) |*entry, slot| {
         const cache = entry.* orelse continue;
-        entry.* = null;
+        if (cache.freed_bytes != 0) {
+            if (retire_freed_hook) |hook| hook(@intCast(slot), cache.freed_bytes);
+            cache.freed_bytes = 0;
+        }
         if (slots[slot].load(.acquire)) |p| pool_mod.flushCache(p, cache);
-        if (slot != 0) thread_cache.destroyPoolCache(cache);
     }
     if (tc.prev) |prev| prev.next = tc.next else thread_caches = tc.next;
     if (tc.next) |next| next.prev = tc.prev;
-    // Kept for the next thread (a program starting a thread per task made
-    // an mmap and a munmap per thread: mimalloc-bench's mleak).
+    // Kept for the next thread with its (now empty) caches of other pools:
+    // a program starting a thread per task made an mmap and a munmap per
+    // thread (mimalloc-bench's mleak), and per pool with two tiers
+    // (glibc-thread: 7.9x the one-tier time).
     if (spare_count < spare_max) {
-        tc.pools[0] = &tc.default;
         tc.next = spare_caches;
         spare_caches = tc;
         spare_count += 1;
         return;
+    }
+    destroyWithCaches(tc);
+}
+
+/// Unmaps a thread cache and its caches of pools other than the default.
+fn destroyWithCaches(tc: *thread_cache.ThreadCache) void {
+    for (tc.pools[1..]) |*entry| {
+        const cache = entry.* orelse continue;
+        entry.* = null;
+        thread_cache.destroyPoolCache(cache);
     }
     thread_cache.destroyThreadCache(tc);
 }
@@ -239,8 +260,12 @@ fn takeSpare() ?*thread_cache.ThreadCache {
     spare_caches = tc.next;
     spare_count -= 1;
     assert(tc.pools[0] == &tc.default);
-    for (tc.pools[1..]) |entry| assert(entry == null);
-    for (tc.default.bins()) |*bin| assert(bin.count == 0);
+    for (tc.pools, 0..) |entry, slot| {
+        const cache = entry orelse continue;
+        assert(slots[slot].load(.monotonic) != null); // destroy() drops spare caches of its pool
+        assert(cache.freed_bytes == 0);
+        for (cache.bins()) |*bin| assert(bin.count == 0);
+    }
     return tc;
 }
 

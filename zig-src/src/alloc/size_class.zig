@@ -153,6 +153,20 @@ pub inline fn sizeOf(class: ClassIndex) usize {
     return class_table[class];
 }
 
+/// Class sizes indexed by key / key_stride (entry 0 unused): `sizeOfKey` is a shift and a load.
+const size_by_key_table: [count + 1]u32 = blk: {
+    var t: [count + 1]u32 = undefined;
+    t[0] = 0;
+    for (class_table, 1..) |size, i| t[i] = size;
+    break :blk t;
+};
+
+/// The size in bytes of the class whose key is `key`.
+pub inline fn sizeOfKey(key: usize) usize {
+    assert(key >= key_stride and key % key_stride == 0 and key / key_stride <= count);
+    return size_by_key_table[key / key_stride];
+}
+
 /// Request size rounded up to its class (small) or to whole pages (larger).
 pub fn usableSizeFor(size_bytes: usize) usize {
     if (size_bytes <= small_max_bytes) return sizeOf(classOf(@max(size_bytes, 1)));
@@ -307,7 +321,10 @@ test "isBlockStart says exactly whether an offset is a multiple of the class siz
 }
 
 test "keys round-trip to classes, and the key table agrees with classOf" {
-    for (0..count) |class| try std.testing.expectEqual(@as(ClassIndex, @intCast(class)), classOfKey(keyOf(class)));
+    for (0..count) |class| {
+        try std.testing.expectEqual(@as(ClassIndex, @intCast(class)), classOfKey(keyOf(class)));
+        try std.testing.expectEqual(sizeOf(@intCast(class)), sizeOfKey(keyOf(class)));
+    }
     var size: usize = 0;
     while (size <= lookup_max_bytes) : (size += 1) try std.testing.expectEqual(@as(usize, keyOf(classOf(size))), keyOfLookup(size));
 }

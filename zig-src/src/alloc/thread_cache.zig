@@ -64,9 +64,13 @@ pub const PoolCache = struct {
     /// chunk's `page_key` holds and what hmalloc's size table gives), so
     /// neither path shifts or decrements; entry 0 is never used.
     bins_by_code: [size_class.count + 1]CacheBin,
+    /// Bytes of the blocks freed into this cache by the fast path of a counting free
+    /// (pool.freeCounted), since its owner last took them (libmemtier's ledger); 0 otherwise.
+    freed_bytes: u64 = 0,
     storage: [slots_total]usize,
 
     fn init(cache: *PoolCache) void {
+        cache.freed_bytes = 0;
         cache.bins_by_code[0] = .{ .count = 0, .capacity = 0, .items = &cache.storage };
         var offset: usize = 0;
         for (cache.bins(), 0..) |*b, i| {

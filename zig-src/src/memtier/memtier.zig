@@ -17,6 +17,17 @@
 //! realloc too. A request that fails everywhere changes no shared state (see
 //! `allocate`), and a thread's state is reused by the next thread.
 //!
+//! The two-tier hot path costs little more than one tier's (issue 13): under
+//! STATIC_RATIO a thread asks the ledger for a tier once per *credit* of
+//! `credit_bytes_max` bytes, which is booked to the ledger whole when granted
+//! (the unspent rest is refunded when the credit ends), so a small malloc on
+//! credit is the one-tier cache pop plus a compare and a subtraction
+//! (`allocateOnCredit`). A free adds the block's bytes to a per-thread,
+//! per-tier sum that is folded into the ledger before the next choice and
+//! whenever the thread's free budget runs out. Invariant: the ledgers plus the shared counts equal the live bytes per
+//! tier, plus the threads' unspent credits, minus their unfolded frees — each
+//! term bounded by one credit or one free budget per thread.
+//!
 //! Without `MEMKIND_MEM_TIERS`, everything goes to the DRAM pool: the library
 //! is then a plain malloc replacement. A malformed configuration prints one
 //! line naming the bad token and exits with status 2 (`exit_status_invalid`,
@@ -63,9 +74,23 @@ pub const max_tiers = tier_spec.max_tiers;
 const flush_bytes: i64 = 256 * 1024;
 /// STATIC_RATIO: bytes a thread allocates from the tier `choose` picked before it asks again.
 /// The greedy choice keeps every tier within one block of its share; a credit widens that bound
-/// by at most this much (0.4% of 1 MiB), and asks once per 4 KiB (about 60 small blocks)
-/// instead of on every allocation.
-const credit_bytes_max: u64 = 4096;
+/// by its size, which is 1/`credit_share` of the thread's net bytes (its ledger's total, or with
+/// the shared counts at the last settle: a thread that frees as much as it allocates hands its
+/// counts over every other settle), at
+/// least `credit_bytes_min` and at most `credit_bytes_max`: so each thread's split stays within
+/// 1.6% of what it holds plus one block (and the 8 KiB floor), and a thread holding megabytes
+/// asks once per 128 KiB instead of on every allocation (bench/mixed.c, 2.2 KiB per block on
+/// average: one choice per 4 mallocs at 8 KiB, per 60 at 128 KiB).
+const credit_bytes_min: u64 = 8 * 1024;
+const credit_bytes_max: u64 = 128 * 1024;
+const credit_share: u64 = 64;
+/// Frees are folded into the ledger (and the ledger settled) once the thread's free budget is
+/// used up by the bytes it freed. The budget is 1/`credit_share` of what the thread holds (as a
+/// credit), between the ledger's own settle interval (64 KiB) and 1 MiB: a consumer's frees
+/// reach the shared counts within 1.6% of the bytes.
+/// The ledger settles at the same interval (`batchBytes`).
+const free_budget_min: i64 = @intCast(tier_ratio.settle_interval_bytes);
+const free_budget_max: i64 = 1024 * 1024;
 const no_tier: u8 = 0xff;
 
 pub const TierStats = struct {
@@ -98,6 +123,9 @@ var shared_counts: tier_ratio.Counts = .{};
 /// (it holds this lock) is reported in one line and aborts, where a mutex would hang for ever.
 var shared_lock: Lock = .{};
 pub var log_level: u8 = 0;
+/// Statistics per tier are kept only when they will be printed (log level ≥ 1): the two-tier
+/// hot path then skips their bookkeeping.
+var keep_stats: bool = false;
 
 const State = enum(u8) { uninitialised, initialising, ready };
 var state: std.atomic.Value(State) = .init(.uninitialised);
@@ -107,10 +135,26 @@ threadlocal var initialising_here: bool = false;
 /// This thread's tier choice and statistics deltas. Kept for the next thread when this one
 /// exits (`spare_states`): a program starting 40,000 short threads used to keep 40,000 pages.
 const ThreadState = struct {
-    ledger: tier_ratio.Ledger,
+    // The hot fields first (one cache line): the credit and the frees not yet folded.
     /// STATIC_RATIO: what is left of the credit granted to `credit_tier` (see `credit_bytes_max`).
     credit_bytes: u64 = 0,
+    /// Allocations served on the current credit (booked to the statistics when it ends).
+    credit_allocs: u64 = 0,
+    /// What the current credit booked to the ledger when it was granted (0: no credit).
+    credit_granted: u64 = 0,
     credit_tier: u8 = 0,
+    /// The pool slot of `credit_tier` (allocateOnCredit pops from this thread's cache of it).
+    credit_slot: u8 = 0,
+    /// Left of the free budget before the frees are folded (see `free_budget_min`).
+    free_budget: i64 = free_budget_min,
+    /// The whole budget, as set at the last fold (`free_budget` equals it: nothing to fold).
+    free_budget_full: i64 = free_budget_min,
+    /// Bytes freed per pool slot since the last fold (by slot: free needs no tier lookup;
+    /// slots of pools that are not tiers are never folded).
+    freed_bytes: [pool_mod.max_pools]u64 = @splat(0),
+    ledger: tier_ratio.Ledger,
+    /// Net bytes of this ledger and the shared counts at the last settle (see `credit_share`).
+    held_bytes: u64 = 0,
     delta_bytes: [max_tiers]i64 = @splat(0),
     delta_allocations: [max_tiers]u64 = @splat(0),
     delta_fallbacks: [max_tiers]u64 = @splat(0),
@@ -161,6 +205,8 @@ pub fn ensureReady() bool {
     if (tier_count <= 1 and log_level == 0) {
         plain_pool = tiers[0].pool;
         plain_default = tiers[0].pool == registry.defaultPool();
+    } else {
+        registry.retire_freed_hook = retireCachedFrees;
     }
     state.store(.ready, .release);
     return true;
@@ -169,6 +215,7 @@ pub fn ensureReady() bool {
 fn load() void {
     report.prefix = "memtier";
     log_level = readLogLevel();
+    keep_stats = log_level >= 1;
     const dram = registry.defaultPool();
     const tiers_text = getenv("MEMKIND_MEM_TIERS") orelse {
         addTier(.dram, 1, dram);
@@ -300,20 +347,129 @@ pub fn allocate(size: usize, alignment: usize, zeroed: bool) ?[*]u8 {
             if (allocFrom(tiers[index].pool, size, alignment, zeroed)) |block| {
                 @branchHint(.likely);
                 const usable = usableFor(block, size, alignment);
-                ts.credit_bytes -|= usable;
+                if (usable <= ts.credit_bytes) {
+                    @branchHint(.likely);
+                    ts.credit_bytes -= usable;
+                    ts.credit_allocs += 1;
+                    return block;
+                }
+                // An aligned block bigger than the credit's rest: booked as a block of its own.
+                endCredit(ts);
                 accountAlloc(ts, index, @intCast(usable));
                 return block;
             }
             failed = bit;
         }
-        ts.credit_bytes = 0;
     }
     return allocateChoosing(ts, marked, failed, size, alignment, zeroed);
+}
+
+/// `allocate`'s fast path, inlined into malloc: a small block (≤ 32 KiB) on the thread's STATIC_RATIO
+/// credit, popped from its cache of the credit's tier. Null (nothing changed) whenever that is
+/// not the whole story — no state or credit yet, too little credit left, an empty cache — and
+/// malloc then takes `allocate`.
+pub inline fn allocateOnCredit(size: usize) ?[*]u8 {
+    if (size > size_class.small_max_bytes) return null;
+    const ts = currentState() orelse return null;
+    const key = if (size <= size_class.lookup_max_bytes) size_class.keyOfLookup(size) else size_class.keyOf(size_class.classByArithmetic(size));
+    const usable = size_class.sizeOfKey(key);
+    if (usable > ts.credit_bytes) return null;
+    const block = pool_mod.allocCachedByKey(ts.credit_slot, key) orelse return null;
+    ts.credit_bytes -= usable;
+    ts.credit_allocs += 1;
+    return block;
+}
+
+/// Ends the thread's credit: the unspent rest is refunded to the ledger, what was spent goes to
+/// the statistics.
+fn endCredit(ts: *ThreadState) void {
+    if (ts.credit_granted == 0) return;
+    const index = ts.credit_tier;
+    assert(ts.credit_bytes <= ts.credit_granted);
+    ts.ledger.refund(index, ts.credit_bytes);
+    noteDelta(ts, index, @intCast(ts.credit_granted - ts.credit_bytes), ts.credit_allocs);
+    ts.credit_bytes = 0;
+    ts.credit_allocs = 0;
+    ts.credit_granted = 0;
+}
+
+/// Moves what this thread's frees left in its caches of the tiers (the pools' counting free:
+/// `freed_bytes` of each cache) into its own sums per slot.
+fn collectCachedFrees(ts: *ThreadState) void {
+    const tc = thread_cache.current() orelse return;
+    for (tiers[0..tier_count]) |*tier| {
+        const cache = tc.pools[tier.pool.slot] orelse continue;
+        ts.freed_bytes[tier.pool.slot] += cache.freed_bytes;
+        cache.freed_bytes = 0;
+    }
+}
+
+/// The bytes of frees the thread's cache of the pool in `slot` holds for the ledger.
+fn cachedFrees(slot: u8) u64 {
+    const tc = thread_cache.current() orelse return 0;
+    const cache = tc.pools[slot] orelse return 0;
+    return cache.freed_bytes;
+}
+
+/// Books the frees gathered since the last fold (the thread's and its caches') to the ledger
+/// and the statistics, and flushes the statistics of tiers that moved `flush_bytes`; settles
+/// the ledger when it is due (or when `settle_now`: the free budget ran out).
+fn foldFrees(ts: *ThreadState, settle_now: bool) void {
+    collectCachedFrees(ts);
+    const budget = batchBytes(ts);
+    ts.free_budget = @intCast(budget);
+    ts.free_budget_full = @intCast(budget);
+    var freed_in: tier_ratio.TierMask = 0;
+    for (tiers[0..tier_count], 0..) |*tier, index| {
+        const freed = &ts.freed_bytes[tier.pool.slot];
+        if (freed.* == 0) continue;
+        const bytes = freed.*;
+        freed.* = 0;
+        freed_in |= @as(tier_ratio.TierMask, 1) << @intCast(index);
+        if (tier_count > 1) ts.ledger.noteFree(@intCast(index), bytes);
+        addDelta(ts, index, -@as(i64, @intCast(bytes)), 0);
+    }
+    if (tier_count > 1) {
+        // Room again in a tier marked full.
+        if (full_mask.load(.monotonic) & freed_in != 0) _ = full_mask.fetchAnd(~freed_in, .monotonic);
+        if (settle_now or ts.ledger.settleDueAfter(batchBytes(ts))) settle(ts);
+    }
+    if (keep_stats) {
+        for (0..tier_count) |index| if (@abs(ts.delta_bytes[index]) >= flush_bytes) flushTier(ts, index);
+    }
+}
+
+/// The thread's free budget and settle interval in bytes (see `free_budget_min`).
+inline fn batchBytes(ts: *const ThreadState) u64 {
+    return std.math.clamp(ts.held_bytes / credit_share, @as(u64, free_budget_min), @as(u64, free_budget_max));
+}
+
+/// noteFree without a thread state.
+fn noteFreeUntracked(slot: u8, bytes: usize) void {
+    @branchHint(.cold);
+    const tier = slot_tier[slot];
+    if (tier < max_tiers) account(tier, -@as(i64, @intCast(bytes)), false);
+}
+
+/// registry.retire_freed_hook: an exiting thread's cache of the pool in `slot` still counted
+/// `bytes` of frees. Booked to the thread's state if it still has one (its own exit folds
+/// them), else straight to the shared counts.
+fn retireCachedFrees(slot: u8, bytes: u64) void {
+    if (currentState()) |ts| {
+        ts.freed_bytes[slot] += bytes;
+        ts.free_budget -= @intCast(bytes);
+        return;
+    }
+    const tier = slot_tier[slot];
+    if (tier < max_tiers) accountShared(tier, -@as(i64, @intCast(bytes)));
 }
 
 /// `allocate`'s choice through the ledger: the tier `choose` picks, then the others with room.
 /// `failed`: tiers that already failed this request.
 fn allocateChoosing(ts: *ThreadState, marked: tier_ratio.TierMask, failed_before: tier_ratio.TierMask, size: usize, alignment: usize, zeroed: bool) ?[*]u8 {
+    // The choice sees the ledger as it is: no credit outstanding, every free booked.
+    endCredit(ts);
+    foldFrees(ts, false);
     var hint = marked;
     // Tiers that failed this request: a failure concerns this request only.
     var failed = failed_before;
@@ -324,15 +480,15 @@ fn allocateChoosing(ts: *ThreadState, marked: tier_ratio.TierMask, failed_before
             continue;
         };
         const bit = @as(tier_ratio.TierMask, 1) << @intCast(index);
-        if (allocFrom(tiers[index].pool, size, alignment, zeroed)) |block| {
+        var usable: usize = undefined;
+        if (allocSized(tiers[index].pool, size, alignment, zeroed, &usable)) |block| {
             @branchHint(.likely);
             if (failed | (marked & bit) != 0) noteFallback(ts, index, failed, size, alignment);
-            const usable = usableFor(block, size, alignment);
             if (config.policy == .static_ratio) {
-                ts.credit_tier = index;
-                ts.credit_bytes = credit_bytes_max -| usable;
+                grantCredit(ts, index, usable);
+            } else {
+                accountAlloc(ts, index, @intCast(usable));
             }
-            accountAlloc(ts, index, @intCast(usable));
             return block;
         }
         failed |= bit;
@@ -341,6 +497,21 @@ fn allocateChoosing(ts: *ThreadState, marked: tier_ratio.TierMask, failed_before
     // that fails everywhere, such as malloc(64 GiB)).
     report.setErrno(.NOMEM);
     return null;
+}
+
+/// STATIC_RATIO: the block of `usable` bytes just served by tier `index` opens a credit there,
+/// booked to the ledger whole (the credit's size, or the block's if bigger).
+fn grantCredit(ts: *ThreadState, index: u8, usable: usize) void {
+    assert(ts.credit_granted == 0);
+    const held = @max(ts.held_bytes, @as(u64, @intCast(@max(0, ts.ledger.counts.total(tier_count)))));
+    const granted = @max(usable, std.math.clamp(held / credit_share, credit_bytes_min, credit_bytes_max));
+    ts.ledger.noteAlloc(&config, index, granted);
+    ts.credit_tier = index;
+    ts.credit_slot = tiers[index].pool.slot;
+    ts.credit_granted = granted;
+    ts.credit_bytes = granted - usable;
+    ts.credit_allocs = 1;
+    if (ts.ledger.settleDueAfter(batchBytes(ts))) settle(ts);
 }
 
 /// A request served by `index` after `failed` tiers could not: counted as a fallback, and when
@@ -353,7 +524,7 @@ fn noteFallback(ts: *ThreadState, index: usize, failed: tier_ratio.TierMask, siz
     assert(failed & bit == 0);
     if (full_mask.load(.monotonic) & bit != 0) _ = full_mask.fetchAnd(~bit, .monotonic);
     if (failed == 0) return;
-    ts.delta_fallbacks[index] += 1;
+    if (keep_stats) ts.delta_fallbacks[index] += 1;
     if (size <= pool_mod.large_max_bytes and alignment <= pool_mod.page_bytes) _ = full_mask.fetchOr(failed, .monotonic);
 }
 
@@ -383,6 +554,18 @@ inline fn allocFrom(p: *Pool, size: usize, alignment: usize, zeroed: bool) ?[*]u
     return p.alloc(size);
 }
 
+/// allocFrom, also giving the block's usable size (known from its class for a small malloc).
+inline fn allocSized(p: *Pool, size: usize, alignment: usize, zeroed: bool, usable: *usize) ?[*]u8 {
+    if (!zeroed and alignment == 0 and size <= size_class.small_max_bytes) {
+        const class = size_class.classOf(size);
+        usable.* = size_class.sizeOf(class);
+        return p.allocClass(class);
+    }
+    const block = allocFrom(p, size, alignment, zeroed) orelse return null;
+    usable.* = usableFor(block, size, alignment);
+    return block;
+}
+
 inline fn usableFor(block: [*]u8, size: usize, alignment: usize) usize {
     if (alignment > 0) return pool_mod.usableSize(block, "aligned_alloc");
     return size_class.usableSizeFor(size);
@@ -397,7 +580,7 @@ pub inline fn account(index: usize, bytes: i64, fallback: bool) void {
         return;
     };
     if (bytes > 0) {
-        if (fallback) ts.delta_fallbacks[index] += 1;
+        if (fallback and keep_stats) ts.delta_fallbacks[index] += 1;
         return accountAlloc(ts, index, bytes);
     }
     if (tier_count > 1) {
@@ -407,29 +590,43 @@ pub inline fn account(index: usize, bytes: i64, fallback: bool) void {
             _ = full_mask.fetchAnd(~(@as(tier_ratio.TierMask, 1) << @intCast(index)), .monotonic);
         if (ts.ledger.settleDue()) settle(ts);
     }
-    noteDelta(ts, index, bytes);
+    noteDelta(ts, index, bytes, 0);
 }
 
 /// `account` of an allocation, for a caller that holds the thread's state.
 inline fn accountAlloc(ts: *ThreadState, index: usize, bytes: i64) void {
     assert(bytes > 0);
-    ts.delta_allocations[index] += 1;
     if (tier_count > 1) {
         ts.ledger.noteAlloc(&config, @intCast(index), @intCast(bytes));
         if (ts.ledger.settleDue()) settle(ts);
     }
-    noteDelta(ts, index, bytes);
+    noteDelta(ts, index, bytes, 1);
 }
 
-inline fn noteDelta(ts: *ThreadState, index: usize, bytes: i64) void {
+/// Books `bytes` and `allocations` of tier `index` to the thread's statistics (if kept); once
+/// they moved `flush_bytes`, the thread's frees are folded and the statistics flushed (so that
+/// a peak never counts blocks freed but not yet folded).
+inline fn noteDelta(ts: *ThreadState, index: usize, bytes: i64, allocations: u64) void {
+    if (!keep_stats) return;
+    addDelta(ts, index, bytes, allocations);
+    if (@abs(ts.delta_bytes[index]) >= flush_bytes) foldFrees(ts, false);
+}
+
+inline fn addDelta(ts: *ThreadState, index: usize, bytes: i64, allocations: u64) void {
+    if (!keep_stats) return;
+    ts.delta_allocations[index] += allocations;
     ts.delta_bytes[index] += bytes;
-    if (@abs(ts.delta_bytes[index]) >= flush_bytes) flushTier(ts, index);
 }
 
-/// A block of the pool in `slot` is being freed (libmemtier's free).
+/// A block of the pool in `slot` is being freed (libmemtier's free) off the pools' fast path
+/// (a small block its cache cannot take, a large or huge block): its bytes join the thread's
+/// unfolded frees (see `foldFrees`), which are folded once they, or those its cache of the
+/// pool counted, exceed the free budget.
 pub fn noteFree(slot: u8, bytes: usize) void {
-    const tier = slot_tier[slot];
-    if (tier < max_tiers) account(tier, -@as(i64, @intCast(bytes)), false);
+    const ts = currentState() orelse return noteFreeUntracked(slot, bytes);
+    ts.freed_bytes[slot] += bytes;
+    ts.free_budget -= @intCast(bytes);
+    if (ts.free_budget < 0 or cachedFrees(slot) >= ts.free_budget_full) foldFrees(ts, true);
 }
 
 fn settle(ts: *ThreadState) void {
@@ -437,6 +634,8 @@ fn settle(ts: *ThreadState) void {
     defer shared_lock.unlock();
     var taken = shared_counts;
     shared_counts = .{};
+    // What this thread and the shared counts hold together: the size of its next credits.
+    ts.held_bytes = @intCast(@max(0, ts.ledger.counts.total(tier_count) + taken.total(tier_count)));
     if (ts.ledger.settle(&taken)) shared_counts.add(taken);
 }
 
@@ -498,6 +697,8 @@ fn flushAll(ts: *ThreadState) void {
 
 fn threadExit(value: *anyopaque) callconv(.c) void {
     const ts: *ThreadState = @ptrCast(@alignCast(value));
+    endCredit(ts);
+    foldFrees(ts, false);
     flushAll(ts);
     shared_lock.lock();
     defer shared_lock.unlock();
@@ -513,7 +714,11 @@ fn threadExit(value: *anyopaque) callconv(.c) void {
 /// At exit (level ≥ 1): one line per tier. Unmaps nothing.
 pub fn summary() void {
     if (log_level < 1 or !isReady()) return;
-    if (currentState()) |ts| flushAll(ts);
+    if (currentState()) |ts| {
+        endCredit(ts);
+        foldFrees(ts, false);
+        flushAll(ts);
+    }
     for (tiers[0..tier_count], 0..) |*t, i| {
         logInfo("tier {d} {s}: {d} bytes now, {d} bytes peak, {d} allocations, {d} fallbacks", .{
             i,                                    t.kind.name(),

@@ -127,6 +127,7 @@ pub const Config = struct {
 };
 
 const Move = enum(u2) { none, down, up };
+const no_choice: TierIndex = std.math.maxInt(TierIndex);
 
 /// One thread's state: its net bytes per tier and, for DYNAMIC_THRESHOLD, its thresholds.
 pub const Ledger = struct {
@@ -158,6 +159,34 @@ pub const Ledger = struct {
     }
 
     fn chooseStatic(ledger: *const Ledger, config: *const Config, size_bytes: u64, full: TierMask) ?TierIndex {
+        return ledger.chooseStatic64(config, size_bytes, full) orelse ledger.chooseStatic128(config, size_bytes, full);
+    }
+
+    /// chooseStatic in 64-bit arithmetic, the common case (a few GiB per tier, small ratios):
+    /// null (no answer) if a product would overflow, or if no tier has room.
+    inline fn chooseStatic64(ledger: *const Ledger, config: *const Config, size_bytes: u64, full: TierMask) ?TierIndex {
+        if (size_bytes > std.math.maxInt(i32)) return null;
+        var best: TierIndex = no_choice;
+        var best_load: i64 = 0;
+        var best_ratio: i64 = 1;
+        for (0..config.tier_count) |i| {
+            if (isFull(full, i)) continue;
+            const load = ledger.counts.net_bytes[i] +% @as(i64, @intCast(size_bytes));
+            const ratio: i64 = config.ratios[i];
+            const left = @mulWithOverflow(load, best_ratio);
+            const right = @mulWithOverflow(best_load, ratio);
+            if (left[1] | right[1] != 0) return null;
+            if (best == no_choice or left[0] < right[0]) {
+                best = @intCast(i);
+                best_load = load;
+                best_ratio = ratio;
+            }
+        }
+        return if (best == no_choice) null else best;
+    }
+
+    fn chooseStatic128(ledger: *const Ledger, config: *const Config, size_bytes: u64, full: TierMask) ?TierIndex {
+        @branchHint(.cold);
         var best: ?TierIndex = null;
         var best_load: i128 = 0;
         var best_ratio: i128 = 1;
@@ -198,6 +227,14 @@ pub const Ledger = struct {
         }
     }
 
+    /// Takes back `size_bytes` of an earlier `noteAlloc` to `tier` that were never handed out
+    /// (the unspent rest of a credit); not an operation of its own.
+    pub fn refund(ledger: *Ledger, tier: TierIndex, size_bytes: u64) void {
+        assert(tier < max_tiers);
+        ledger.counts.net_bytes[tier] -= @intCast(size_bytes);
+        ledger.settle_alloc_bytes -|= size_bytes;
+    }
+
     /// `size_bytes` must be what `noteAlloc` was given for the block; any thread may free it.
     pub fn noteFree(ledger: *Ledger, tier: TierIndex, size_bytes: u64) void {
         assert(tier < max_tiers);
@@ -207,8 +244,16 @@ pub const Ledger = struct {
     }
 
     pub fn settleDue(ledger: *const Ledger) bool {
+        return ledger.settleDueAfter(settle_interval_bytes);
+    }
+
+    /// settleDue with a byte interval of `interval_bytes` (≥ settle_interval_bytes): for a
+    /// caller that books in batches (memtier's credits), which sizes the interval by what its
+    /// thread holds.
+    pub fn settleDueAfter(ledger: *const Ledger, interval_bytes: u64) bool {
+        assert(interval_bytes >= settle_interval_bytes);
         return ledger.ops_until_settle == 0 or
-            ledger.settle_alloc_bytes >= settle_interval_bytes or ledger.settle_free_bytes >= settle_interval_bytes;
+            ledger.settle_alloc_bytes >= interval_bytes or ledger.settle_free_bytes >= interval_bytes;
     }
 
     /// `shared` holds the counts the interposer took (swapped to zero) from the shared
@@ -560,4 +605,21 @@ test "fallback: the nearest slower tier with room, then the nearest faster" {
     try testing.expectEqual(@as(?TierIndex, 0), fallback(1, 4, 0b1110));
     try testing.expectEqual(@as(?TierIndex, 2), fallback(3, 4, 0b1000));
     try testing.expectEqual(@as(?TierIndex, null), fallback(0, 4, 0b1111));
+}
+
+test "STATIC_RATIO: the 64-bit choice agrees with the 128-bit one, and defers to it near overflow" {
+    const config = try testConfig("KIND:DRAM,RATIO:3;KIND:KMEM_DAX,RATIO:7;KIND:FS_DAX,PATH:/p,RATIO:5;POLICY:STATIC_RATIO", null);
+    var prng: std.Random.DefaultPrng = .init(7);
+    const random = prng.random();
+    var ledger: Ledger = .init(&config);
+    for (0..100_000) |_| {
+        for (ledger.counts.net_bytes[0..3]) |*b| b.* = random.intRangeAtMost(i64, -(1 << 40), 1 << 40);
+        const size = random.intRangeAtMost(u64, 0, 1 << 30);
+        const full: TierMask = random.uintLessThan(TierMask, 8);
+        try testing.expectEqual(ledger.chooseStatic128(&config, size, full), ledger.chooseStatic(&config, size, full));
+        try testing.expectEqual(ledger.chooseStatic128(&config, size, full), ledger.chooseStatic64(&config, size, full));
+    }
+    ledger.counts.net_bytes[1] = std.math.maxInt(i64) / 2;
+    try testing.expectEqual(@as(?TierIndex, null), ledger.chooseStatic64(&config, 64, 0));
+    try testing.expectEqual(ledger.chooseStatic128(&config, 64, 0), ledger.chooseStatic(&config, 64, 0));
 }
