@@ -1,6 +1,6 @@
 /**
  * Results of one benchmark run and their two renderings: a plain-text table (absolute numbers,
- * then ratios to each row's reference) and an SVG chart of the ratios (grouped horizontal bars on
+ * then ratios to each row's reference, then two tiers vs one where a row ran both) and an SVG chart of the ratios (grouped horizontal bars on
  * a log₂ axis, no dependencies: the SVG is written as text).
  *
  * @example
@@ -18,7 +18,8 @@
 
 /** One allocator's number in one row. */
 export interface Cell {
-  /** Peer label: glibc, jemalloc, mimalloc, tcmalloc, hmalloc, memtier, memkind, or a bench name. */
+  /** Peer label: glibc, jemalloc, mimalloc, tcmalloc, hmalloc, memtier, memtier-2t, memkind, or a
+   * bench name. */
   peer: string;
   /** The headline number (lower is better), null when the run failed or does not apply. */
   value: number | null;
@@ -45,8 +46,15 @@ export interface RowResult {
   reference: string;
   /** The issue's target for our peers, as text (`≤ 1.0`). */
   target?: string;
+  /** The issue's target for memtier-2t / memtier (two tiers vs one), as text (`≤ 1.10`). */
+  tierTarget?: string;
+  /** memtier-2t / memtier, filled by withRatios when the row has both cells (null: one failed). */
+  tierRatio?: number | null;
   cells: Cell[];
 }
+
+/** Our library with two tiers (DRAM + FS_DAX) and with one: the pair `tierRatio` compares. */
+export const tierPair: readonly [string, string] = ["memtier-2t", "memtier"];
 
 /** The whole run, as written to results.json. */
 export interface RunResult {
@@ -73,7 +81,12 @@ export function withRatios(row: RowResult, external: readonly string[]): RowResu
     ...c,
     ratio: ref !== null && ref > 0 && c.value !== null ? c.value / ref : null,
   }));
-  return { ...row, cells };
+  const [two, one] = tierPair.map((p: string) => row.cells.find((c: Cell) => c.peer === p));
+  if (two === undefined || one === undefined) return { ...row, cells };
+  const tierRatio: number | null = two.value !== null && one.value !== null && one.value > 0
+    ? two.value / one.value
+    : null;
+  return { ...row, cells, tierRatio };
 }
 
 /** A number with about 3 significant digits, without exponent notation. */
@@ -87,6 +100,39 @@ export function formatNumber(x: number): string {
 
 function pad(s: string, width: number, right: boolean): string {
   return right ? s.padStart(width) : s.padEnd(width);
+}
+
+/** Columns padded to their widest cell (numbers right-aligned from the third column on). */
+function renderTable(header: string[], body: string[][]): string {
+  const widths: number[] = header.map((h: string, i: number) =>
+    Math.max(h.length, ...body.map((b: string[]) => (b[i] ?? "").length))
+  );
+  const line = (cells: string[]): string =>
+    cells.map((s: string, i: number) => pad(s, widths[i], i >= 2)).join("  ").trimEnd();
+  return [line(header), line(widths.map((w: number) => "-".repeat(w))), ...body.map(line)].join(
+    "\n",
+  );
+}
+
+/** The rows that ran both tierPair peers: their numbers, memtier-2t / memtier and the target. */
+function formatTiers(rows: RowResult[]): string {
+  const value = (r: RowResult, peer: string): string => {
+    const c: Cell | undefined = r.cells.find((x: Cell) => x.peer === peer);
+    return c?.value != null ? formatNumber(c.value) : "FAIL";
+  };
+  const body: string[][] = rows.filter((r: RowResult) => r.tierRatio !== undefined).map((
+    r: RowResult,
+  ) => [
+    r.title,
+    r.unit,
+    value(r, tierPair[1]),
+    value(r, tierPair[0]),
+    r.tierRatio != null ? r.tierRatio.toFixed(2) : "-",
+    r.tierTarget ?? "",
+  ]);
+  if (body.length === 0) return "";
+  const ratio = `${tierPair[0]} / ${tierPair[1]}`;
+  return renderTable(["row", "unit", tierPair[1], tierPair[0], ratio, "target"], body);
 }
 
 function formatSection(rows: RowResult[], columns: string[]): string {
@@ -109,20 +155,12 @@ function formatSection(rows: RowResult[], columns: string[]): string {
     }),
     r.target ?? "",
   ]);
-  const render = (header: string[], body: string[][]): string => {
-    const widths: number[] = header.map((h: string, i: number) =>
-      Math.max(h.length, ...body.map((b: string[]) => (b[i] ?? "").length))
-    );
-    const line = (cells: string[]): string =>
-      cells.map((s: string, i: number) => pad(s, widths[i], i >= 2)).join("  ").trimEnd();
-    return [line(header), line(widths.map((w: number) => "-".repeat(w))), ...body.map(line)].join(
-      "\n",
-    );
-  };
+  const tiers: string = formatTiers(rows);
   return [
-    render(head, absolute),
+    renderTable(head, absolute),
     "",
-    render([...head.slice(0, 1), "ratio vs", ...columns, "target"], ratios),
+    renderTable([...head.slice(0, 1), "ratio vs", ...columns, "target"], ratios),
+    ...(tiers === "" ? [] : ["", tiers]),
   ].join("\n");
 }
 
@@ -147,6 +185,7 @@ const palette: Record<string, string> = {
   tcmalloc: "#ff7f0e",
   hmalloc: "#d62728",
   memtier: "#9467bd",
+  "memtier-2t": "#c5b0d5",
   memkind: "#8c564b",
 };
 const spare: string[] = [

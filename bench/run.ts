@@ -6,7 +6,9 @@
  *
  * Peers: glibc (no preload), jemalloc, mimalloc, tcmalloc (Debian's libraries by LD_PRELOAD),
  * hmalloc (our API, the NAME-hmalloc build), memtier (our libmemtier.so by LD_PRELOAD, one DRAM
- * tier) and, for the python rows, memkind (Debian memkind's libmemtier.so, same tiers).
+ * tier), memtier-2t (the same with DRAM + an FS_DAX file tier 1:1, in a temporary directory the
+ * run creates and removes; the table then also shows memtier-2t / memtier) and, for the python
+ * rows, memkind (Debian memkind's libmemtier.so, one DRAM tier).
  *
  * usage: deno run -A bench/run.ts [--quick] [--instructions] [--rows ID,..] [--peers P,..]
  *                                 [--reps N] [--rounds N] [--out DIR] [--no-build]
@@ -27,7 +29,17 @@
  * ```
  */
 import { parseArgs } from "node:util";
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import {
   type Cell,
   formatTables,
@@ -39,6 +51,7 @@ import {
 
 import {
   allPeers,
+  daxDirToken,
   type FfiSize,
   ffiSizes,
   includeDir,
@@ -49,6 +62,7 @@ import {
   root,
   type RowSpec,
   rowSpecs,
+  tierTarget,
 } from "./rows.ts";
 
 interface Output {
@@ -110,6 +124,8 @@ interface Context {
   python: string;
   /** Snapshot of our built libraries for this run (bench/out/lib). */
   libDir: string;
+  /** The run's temporary directory for memtier-2t's FS_DAX tier file (replaces daxDirToken). */
+  daxDir: string;
   /** Whether a peer was selected (--peers). */
   selected: (peer: string) => boolean;
 }
@@ -121,11 +137,9 @@ function preloadPath(peer: Peer, ctx: Context): string {
 }
 
 function peerEnv(peer: Peer, spec: RowSpec, ctx: Context): Record<string, string> {
-  return {
-    ...peer.env,
-    ...(spec.env?.[peer.name] ?? {}),
-    LD_PRELOAD: preloadPath(peer, ctx),
-  };
+  const env: Record<string, string> = { ...peer.env, ...(spec.env?.[peer.name] ?? {}) };
+  for (const [k, v] of Object.entries(env)) env[k] = v.replaceAll(daxDirToken, ctx.daxDir);
+  return { ...env, LD_PRELOAD: preloadPath(peer, ctx) };
 }
 
 /**
@@ -426,7 +440,8 @@ async function compile(outDir: string, ourLibDir: string, withHmalloc: boolean):
   await Promise.all(jobs);
 }
 
-async function main(): Promise<number> {
+/** The run; `daxDir` is an empty directory for memtier-2t's FS_DAX file, removed by the caller. */
+async function main(daxDir: string): Promise<number> {
   const { values } = parseArgs({
     args: Deno.args,
     options: {
@@ -475,6 +490,7 @@ async function main(): Promise<number> {
     outDir,
     python: py.stdout.trim() || "python3",
     libDir: ourLibDir,
+    daxDir,
     selected: (peer: string) => wantPeers === null || wantPeers.includes(peer),
   };
   const specs: RowSpec[] = [...rowSpecs, ...(values.instructions ? instructionSpecs : [])]
@@ -514,7 +530,12 @@ async function main(): Promise<number> {
       cells.push(cell);
     }
     const { id, title, unit, reference, target } = spec;
-    rows.push(withRatios({ id, title, unit, reference, target, cells }, external));
+    rows.push(
+      withRatios(
+        { id, title, unit, reference, target, tierTarget: tierTarget(spec), cells },
+        external,
+      ),
+    );
   }
   if (
     wantRows === null || wantRows.some((w: string) => "ffi".startsWith(w) || w.startsWith("ffi"))
@@ -549,4 +570,13 @@ async function main(): Promise<number> {
   return failed === 0 ? 0 : 1;
 }
 
-if (import.meta.main) Deno.exit(await main());
+if (import.meta.main) {
+  const daxDir: string = mkdtempSync(join(tmpdir(), "tiermem-bench-dax-"));
+  let code = 1;
+  try {
+    code = await main(daxDir);
+  } finally {
+    rmSync(daxDir, { recursive: true, force: true });
+  }
+  Deno.exit(code);
+}

@@ -10,11 +10,13 @@ import { existsSync, readFileSync } from "node:fs";
 import { parseKeyValues, straceCalls } from "../../bench/run.ts";
 import {
   type Cell,
+  formatTables,
   renderSvg,
   type RowResult,
   type RunResult,
   withRatios,
 } from "../../bench/report.ts";
+import { type RowSpec, rowSpecs } from "../../bench/rows.ts";
 import { repoRoot } from "../support/vm.ts";
 
 const outDir = `${repoRoot}/tests/out/bench`;
@@ -45,6 +47,9 @@ Deno.test("bench --quick: every row reports a number for every peer, and the cha
       "xthread",
       "larson",
       "xmalloc",
+      "threads-32",
+      "mleak",
+      "mleak-rss",
       "realloc",
       "large",
       "rss-1m",
@@ -70,8 +75,16 @@ Deno.test("bench --quick: every row reports a number for every peer, and the cha
     const expected: string[] = r.id.startsWith("python")
       ? ["glibc", "jemalloc", "mimalloc", "tcmalloc", "memtier", "memkind"]
       : ["glibc", "jemalloc", "mimalloc", "tcmalloc", "hmalloc", "memtier"];
+    if (!["mbind", "vm-20k-vmsize"].includes(r.id) && !r.id.startsWith("python")) {
+      expected.push("memtier-2t");
+    }
     assert.deepEqual(peers, expected, `peers of ${r.id}`);
+    if (expected.includes("memtier-2t")) {
+      assert.ok(Number.isFinite(r.tierRatio), `${r.id}: no memtier-2t / memtier ratio`);
+    }
   }
+  const specIds: string[] = rowSpecs.map((s: RowSpec) => s.id);
+  assert.ok(specIds.every((id: string) => ids.includes(id)), "every row of bench/rows.ts ran");
   const mbind: RowResult = result.rows.find((r: RowResult) => r.id === "mbind")!;
   const hm: Cell = mbind.cells.find((c: Cell) => c.peer === "hmalloc")!;
   assert.ok(hm.extra.counter_calls > 0, "hmalloc with bind:0 made no mbind call");
@@ -102,7 +115,7 @@ Deno.test("bench parsers: key=value lines and strace -c summaries", () => {
   assert.equal(straceCalls("", "mbind"), 0);
 });
 
-Deno.test("bench ratios: best ranges over external peers only; a named reference; none", () => {
+Deno.test("bench ratios: best ranges over external peers only; a named reference; none; two tiers vs one", () => {
   const cell = (peer: string, value: number | null): Cell => ({
     peer,
     value,
@@ -126,4 +139,20 @@ Deno.test("bench ratios: best ranges over external peers only; a named reference
   assert.deepEqual(none, [null, null, null, null]);
   const svg: string = renderSvg([withRatios(row, ["glibc", "jemalloc"])], "t");
   assert.equal((svg.match(/<rect x="300"/g) ?? []).length, 3, "one bar per cell with a ratio");
+  assert.equal(withRatios(row, []).tierRatio, undefined, "no memtier-2t cell: no tier ratio");
+  const tiers: RowResult = withRatios({
+    ...row,
+    tierTarget: "≤ 1.10",
+    cells: [cell("memtier", 20), cell("memtier-2t", 25)],
+  }, []);
+  assert.equal(tiers.tierRatio, 1.25);
+  assert.match(
+    formatTables([tiers]),
+    /memtier-2t \/ memtier\s+target\n[- ]+\nx\s+ns\s+20\.00\s+25\.00\s+1\.25\s+≤ 1\.10/,
+  );
+  const failed: RowResult = withRatios({
+    ...row,
+    cells: [cell("memtier", 20), cell("memtier-2t", null)],
+  }, []);
+  assert.equal(failed.tierRatio, null, "a failed memtier-2t cell: ratio null");
 });
