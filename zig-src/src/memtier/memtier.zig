@@ -74,9 +74,9 @@ pub const max_tiers = tier_spec.max_tiers;
 const flush_bytes: i64 = 256 * 1024;
 /// STATIC_RATIO: bytes a thread allocates from the tier `choose` picked before it asks again.
 /// The greedy choice keeps every tier within one block of its share; a credit widens that bound
-/// by its size, which is 1/`credit_share` of the thread's net bytes (its ledger's total, or with
-/// the shared counts at the last settle: a thread that frees as much as it allocates hands its
-/// counts over every other settle), at
+/// by its size, which is 1/`credit_share` of the thread's share of the process's net bytes
+/// (`net_estimate` / `live_states`: a thread's own ledger says little, as a thread that frees
+/// what another allocated nets out near zero), at
 /// least `credit_bytes_min` and at most `credit_bytes_max`: so each thread's split stays within
 /// 1.6% of what it holds plus one block (and the 8 KiB floor), and a thread holding megabytes
 /// asks once per 128 KiB instead of on every allocation (bench/mixed.c, 2.2 KiB per block on
@@ -122,6 +122,11 @@ var shared_counts: tier_ratio.Counts = .{};
 /// Our lock, not a pthread mutex: a signal handler that allocates while this thread settles
 /// (it holds this lock) is reported in one line and aborts, where a mutex would hang for ever.
 var shared_lock: Lock = .{};
+/// The process's net bytes in all tiers as of the threads' last settles (changed under
+/// shared_lock, read without it), and the number of threads with a state: a thread's share of
+/// the bytes sizes its credits and free budget.
+var net_estimate: std.atomic.Value(i64) = .init(0);
+var live_states: std.atomic.Value(u32) = .init(0);
 pub var log_level: u8 = 0;
 /// Statistics per tier are kept only when they will be printed (log level ≥ 1): the two-tier
 /// hot path then skips their bookkeeping.
@@ -153,8 +158,9 @@ const ThreadState = struct {
     /// slots of pools that are not tiers are never folded).
     freed_bytes: [pool_mod.max_pools]u64 = @splat(0),
     ledger: tier_ratio.Ledger,
-    /// Net bytes of this ledger and the shared counts at the last settle (see `credit_share`).
-    held_bytes: u64 = 0,
+    /// The ledger's total after its last settle: what the thread itself allocated or freed
+    /// since is its total minus this (reported to `net_estimate` at the next settle).
+    settled_total: i64 = 0,
     delta_bytes: [max_tiers]i64 = @splat(0),
     delta_allocations: [max_tiers]u64 = @splat(0),
     delta_fallbacks: [max_tiers]u64 = @splat(0),
@@ -441,7 +447,14 @@ fn foldFrees(ts: *ThreadState, settle_now: bool) void {
 
 /// The thread's free budget and settle interval in bytes (see `free_budget_min`).
 inline fn batchBytes(ts: *const ThreadState) u64 {
-    return std.math.clamp(ts.held_bytes / credit_share, @as(u64, free_budget_min), @as(u64, free_budget_max));
+    return std.math.clamp(heldBytes(ts) / credit_share, @as(u64, free_budget_min), @as(u64, free_budget_max));
+}
+
+/// What the thread holds, for sizing its batches: its share of the process's net bytes, or its
+/// own ledger's total if more.
+inline fn heldBytes(ts: *const ThreadState) u64 {
+    const share = @divTrunc(@max(0, net_estimate.load(.monotonic)), @max(1, live_states.load(.monotonic)));
+    return @intCast(@max(share, ts.ledger.counts.total(tier_count)));
 }
 
 /// noteFree without a thread state.
@@ -503,8 +516,7 @@ fn allocateChoosing(ts: *ThreadState, marked: tier_ratio.TierMask, failed_before
 /// booked to the ledger whole (the credit's size, or the block's if bigger).
 fn grantCredit(ts: *ThreadState, index: u8, usable: usize) void {
     assert(ts.credit_granted == 0);
-    const held = @max(ts.held_bytes, @as(u64, @intCast(@max(0, ts.ledger.counts.total(tier_count)))));
-    const granted = @max(usable, std.math.clamp(held / credit_share, credit_bytes_min, credit_bytes_max));
+    const granted = @max(usable, std.math.clamp(heldBytes(ts) / credit_share, credit_bytes_min, credit_bytes_max));
     ts.ledger.noteAlloc(&config, index, granted);
     ts.credit_tier = index;
     ts.credit_slot = tiers[index].pool.slot;
@@ -541,6 +553,7 @@ fn allocateUntracked(size: usize, alignment: usize, zeroed: bool) ?[*]u8 {
 fn accountShared(index: usize, bytes: i64) void {
     shared_lock.lock();
     shared_counts.net_bytes[index] += bytes;
+    _ = net_estimate.fetchAdd(bytes, .monotonic);
     shared_lock.unlock();
     const stats = &tiers[index].stats;
     if (bytes > 0) _ = stats.allocations.fetchAdd(1, .monotonic);
@@ -634,9 +647,9 @@ fn settle(ts: *ThreadState) void {
     defer shared_lock.unlock();
     var taken = shared_counts;
     shared_counts = .{};
-    // What this thread and the shared counts hold together: the size of its next credits.
-    ts.held_bytes = @intCast(@max(0, ts.ledger.counts.total(tier_count) + taken.total(tier_count)));
+    reportNet(ts);
     if (ts.ledger.settle(&taken)) shared_counts.add(taken);
+    ts.settled_total = ts.ledger.counts.total(tier_count);
 }
 
 /// The tier of a block (no_tier if its pool is not one).
@@ -657,6 +670,7 @@ fn threadStateSlow() ?*ThreadState {
     if (initialising_here or thread_exited or !isReady()) return null;
     const ts = spareState() orelse return null;
     ts.* = .{ .ledger = if (tier_count > 1) tier_ratio.Ledger.init(&config) else .{} };
+    _ = live_states.fetchAdd(1, .monotonic);
     stateSlot().* = ts;
     if (thread_key != std.math.maxInt(std.c.pthread_key_t)) _ = std.c.pthread_setspecific(thread_key, ts);
     return ts;
@@ -678,6 +692,11 @@ fn spareState() ?*ThreadState {
     const ts = spare_states.?;
     spare_states = ts.next_spare;
     return ts;
+}
+
+/// Adds what the thread allocated net since its last settle to `net_estimate` (under shared_lock).
+fn reportNet(ts: *const ThreadState) void {
+    _ = net_estimate.fetchAdd(ts.ledger.counts.total(tier_count) - ts.settled_total, .monotonic);
 }
 
 fn flushTier(ts: *ThreadState, index: usize) void {
@@ -702,7 +721,11 @@ fn threadExit(value: *anyopaque) callconv(.c) void {
     flushAll(ts);
     shared_lock.lock();
     defer shared_lock.unlock();
-    if (tier_count > 1) shared_counts.add(ts.ledger.drain());
+    if (tier_count > 1) {
+        reportNet(ts);
+        shared_counts.add(ts.ledger.drain());
+    }
+    _ = live_states.fetchSub(1, .monotonic);
     // The state serves the next thread; later destructors of this one book to the shared counts.
     assert(currentState() == ts);
     stateSlot().* = null;
