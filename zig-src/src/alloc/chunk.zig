@@ -89,6 +89,9 @@ pub const Chunk = struct {
     /// bit set = page was already dirty at the pool's last decay tick: it has
     /// been free for at least one decay interval, so the next tick purges it.
     old_dirty_map: [map_words]u64,
+    /// Pages purged and not taken since (a run taken over them faults them in again: the
+    /// pool's measure of purges undone, see pool.zig's adaptive cap).
+    purged_map: [map_words]u64,
     runs: [pages_per_chunk]Run,
 
     pub const header_pages: usize = (@sizeOf(Chunk) + page_bytes - 1) / page_bytes;
@@ -216,6 +219,14 @@ pub const Chunk = struct {
     /// and still are (free for a whole interval), then remembers the pages
     /// dirty now. Pages freed and reused between ticks are never purged.
     /// Returns pages purged.
+    /// Clears and counts the pages of `run` purged since they were last taken.
+    pub fn takePurged(c: *Chunk, run: *Run) usize {
+        const start = c.runStart(run);
+        const n = countBits(&c.purged_map, start, run.pages);
+        clearBits(&c.purged_map, start, run.pages);
+        return n;
+    }
+
     pub fn purgeOld(c: *Chunk) usize {
         var old = c.old_dirty_map;
         for (&old, c.dirty_map) |*o, dirty| o.* &= dirty;
@@ -259,6 +270,7 @@ pub const Chunk = struct {
             const addr = @intFromPtr(c) + start * page_bytes;
             _ = linux.madvise(@ptrFromInt(addr), (end - start) * page_bytes, linux.MADV.DONTNEED);
             clearBits(&c.dirty_map, start, end - start);
+            setBits(&c.purged_map, start, end - start);
             purged += end - start;
             page = end;
         }

@@ -28,12 +28,20 @@
 //!
 //! Trade-off: free pages are purged (MADV_DONTNEED) once they have been free
 //! for a whole `decay_ns` interval, or all at once (but the run just freed)
-//! when a pool holds more than `dirty_max_pages` of them — at most once per
-//! `cap_purge_ns` below `dirty_hard_max_pages`; checked only when pages are
-//! freed — no background thread, so a program that frees a little and then
-//! idles keeps at most `dirty_hard_max_pages` (1 MiB) plus one block
-//! (≤ 2 MiB) resident. Pages freed and reused within the interval (slab churn between
-//! a producer and a consumer thread) are never purged and refaulted.
+//! when a pool holds more than its cap of them — at most once per
+//! `cap_purge_ns` below the cap plus `hard_extra_pages`; checked only when
+//! pages are freed — no background thread. The cap adapts (`dirty_cap_pages`):
+//! it starts at `dirty_max_pages` (1 MiB) and doubles after `churn_streak_min`
+//! cap purges that were undone (slabs took at least half the pages the one
+//! before purged again) with no gap of `churn_ns` between them — a steady load
+//! that frees and takes back more than the cap, which otherwise spends its
+//! time refaulting (mimalloc-bench's rptest: 31k page faults per run at a fixed
+//! 256 KiB cap, 13k adaptive; mimalloc 4k) — up to `dirty_cap_max_pages`, and
+//! halves at each decay tick without a cap purge. The cap in force is at most
+//! half the pages in use, so a program that frees what it had gets its pages
+//! purged at its next frees whatever the cap grew to; a program that frees a
+//! little and then idles keeps at most the cap plus `hard_extra_pages` plus one
+//! block (≤ 2 MiB) resident until its next free after a decay tick.
 const std = @import("std");
 const builtin = @import("builtin");
 const assert = std.debug.assert;
@@ -66,20 +74,28 @@ const large_align_max_bytes: usize = 1024 * 1024;
 /// rounding after it (to pages, to an alignment, a huge block's header page)
 /// can wrap around; a small request (≤ 32 KiB) cannot.
 pub const request_max_bytes: usize = 1 << 46;
-/// Free-but-resident pages a pool may hold before it purges them all.
-/// 256 KiB, measured with bench/ (python3 under memtier, peak RSS: 41,968
-/// KiB at 1 MiB, 41,668 at 512 KiB; with calloc's clean pages left alone
-/// 41,436 at 512 KiB and 41,208 at 256 KiB — glibc 39,356). Freeing never
-/// purges the run just freed (freeRunLocked), so cycling one block of any
-/// size stays free of page faults; the mixed workload's madvise calls went
-/// from 1,136 to 1,198 per run.
-pub const dirty_max_pages: usize = 64;
+/// Free-but-resident pages a pool may hold before it purges them all: the
+/// starting (and smallest) adaptive cap. 1 MiB, measured (2026-12-07) with
+/// python3 under memtier (bench/py_objects.py, peak RSS 36,176 KiB at a fixed
+/// 256 KiB, 36,364-36,744 adaptive from 1 MiB, 37,740 adaptive from 2 MiB;
+/// glibc 34,484) and rptest (page faults 31k, 13k, 16k). Freeing never purges
+/// the run just freed (freeRunLocked), so cycling one block of any size stays
+/// free of page faults.
+pub const dirty_max_pages: usize = 256;
 /// Over the cap, purging waits for `cap_purge_ns` since the last one unless
-/// this many pages (1 MiB) are dirty. The larson workload (thread caches of
-/// exiting threads emptying slabs) made 4,414 madvise calls per run, 3,621
+/// the cap plus `hard_extra_pages` are dirty. The larson workload (thread caches
+/// of exiting threads emptying slabs) made 4,414 madvise calls per run, 3,621
 /// with the wait; python3's peak RSS did not move.
-const dirty_hard_max_pages: usize = 4 * dirty_max_pages;
 const cap_purge_ns: u64 = 10_000_000;
+/// Cap purges undone (each within `churn_ns` of the one before: a longer gap starts the count
+/// again) that double the cap.
+const churn_ns: u64 = 100_000_000;
+const churn_streak_min: u32 = 4;
+/// The cap's ceiling: 1/`cap_ceiling_share` of the pool's chunks, at most 32 MiB.
+const cap_ceiling_share: usize = 2;
+const dirty_cap_max_pages: usize = 8192;
+/// Over the cap plus this many pages (1 MiB), a purge does not wait for `cap_purge_ns`.
+const hard_extra_pages: usize = 256;
 /// Free pages older than one to two of these intervals are purged.
 const decay_ns: u64 = 1_000_000_000;
 
@@ -109,6 +125,17 @@ pub const Pool = struct {
     dirty_pages: usize = 0,
     last_purge_ns: u64 = 0,
     last_cap_purge_ns: u64 = 0,
+    /// Dirty pages the pool keeps before purging (adaptive, see the file comment).
+    dirty_cap_pages: usize = dirty_max_pages,
+    /// Pages in runs (slabs and large blocks), for `effectiveCapPages`.
+    used_pages: usize = 0,
+    /// A cap purge happened since the last decay tick.
+    cap_purged_since_tick: bool = false,
+    /// Pages the last cap purge purged, purged pages slabs took again since, and cap purges
+    /// in a row that were undone so (see `noteCapPurge`).
+    cap_purged_pages: usize = 0,
+    refaulted_pages: usize = 0,
+    churn_streak: u32 = 0,
     huge_list: ?*huge.Huge = null,
     /// Freed huge mappings kept for reuse (huge.zig), under `page_lock`.
     huge_cache: huge.Cache = .{},
@@ -217,6 +244,7 @@ pub const Pool = struct {
             const g = size_class.geometry(class);
             pool.page_lock.lock();
             const run = pool.allocRunLocked(g.pages, 1, null);
+            if (run) |r| pool.refaulted_pages += r.chunk().takePurged(r);
             pool.page_lock.unlock();
             bin.addSlab(run orelse return 0);
             n = bin.take(out);
@@ -283,6 +311,7 @@ pub const Pool = struct {
     inline fn took(pool: *Pool, c: *Chunk, run: *Run, dirty_out: ?[]u64) *Run {
         if (dirty_out) |out| c.dirtyPagesOf(run, out);
         pool.dirty_pages -= c.takeDirty(run);
+        pool.used_pages += run.pages;
         pool.assertDirtyPages();
         return run;
     }
@@ -328,13 +357,18 @@ pub const Pool = struct {
         // larger than the cap would otherwise fault all its pages in anew
         // each time: 1 MiB from Deno, 21 -> 592 us per hcalloc).
         const now = monotonicNs();
-        if (pool.dirty_pages > dirty_max_pages) {
+        pool.used_pages -= pages;
+        const cap = pool.effectiveCapPages();
+        if (pool.dirty_pages > cap) {
             // At most one such purge per `cap_purge_ns` while under the hard
-            // cap: churn (a server's slabs emptying and filling) otherwise
+            // limit: churn (a server's slabs emptying and filling) otherwise
             // purges and refaults the same pages thousands of times a second.
-            if (pool.dirty_pages > dirty_hard_max_pages or now -% pool.last_cap_purge_ns >= cap_purge_ns) {
-                pool.last_cap_purge_ns = now;
-                return pool.purgeAllBut(c, start, pages);
+            if (pool.dirty_pages > pool.dirtyHardLimitPages() or now -% pool.last_cap_purge_ns >= cap_purge_ns) {
+                pool.noteCapPurge(now);
+                const before = pool.dirty_pages;
+                pool.purgeAllBut(c, start, pages);
+                pool.cap_purged_pages = before - pool.dirty_pages;
+                return;
             }
         }
         if (now -% pool.last_purge_ns > decay_ns) {
@@ -343,7 +377,44 @@ pub const Pool = struct {
             while (it) |chunk| : (it = chunk.next) pool.dirty_pages -= chunk.purgeOld();
             huge.expireLocked(pool, now);
             pool.last_purge_ns = now;
+            if (!pool.cap_purged_since_tick) pool.dirty_cap_pages = @max(dirty_max_pages, pool.dirty_cap_pages / 2);
+            pool.cap_purged_since_tick = false;
         }
+        assert(pool.dirty_cap_pages >= dirty_max_pages and pool.dirty_cap_pages <= dirty_cap_max_pages);
+    }
+
+    /// The most dirty pages the pool holds after a free (but the run just freed): a purge
+    /// never waits beyond the cap plus `hard_extra_pages`.
+    pub fn dirtyHardLimitPages(pool: *const Pool) usize {
+        return pool.effectiveCapPages() + hard_extra_pages;
+    }
+
+    /// The cap in force: the adaptive cap, but at most half the pages in use (so a program
+    /// that frees what it had gives the pages back at its next frees, whatever its cap grew
+    /// to), and never below `dirty_max_pages`.
+    inline fn effectiveCapPages(pool: *const Pool) usize {
+        return @max(dirty_max_pages, @min(pool.dirty_cap_pages, pool.used_pages / 2));
+    }
+
+    /// A cap purge is due: `churn_streak_min` of them that were undone (slabs took at least
+    /// half the pages the one before purged again), with no gap of `churn_ns` between purges,
+    /// double the cap (up to 1/`cap_ceiling_share` of the pool's chunks).
+    fn noteCapPurge(pool: *Pool, now: u64) void {
+        const undone = pool.cap_purged_pages > 0 and pool.refaulted_pages * 2 >= pool.cap_purged_pages;
+        if (now -% pool.last_cap_purge_ns >= churn_ns) {
+            pool.churn_streak = 0;
+        } else if (undone) {
+            pool.churn_streak += 1;
+        }
+        if (pool.churn_streak >= churn_streak_min) {
+            const mapped_pages = pool.stats.mapped_bytes.load(.monotonic) / page_bytes;
+            const ceiling = std.math.clamp(mapped_pages / cap_ceiling_share, dirty_max_pages, dirty_cap_max_pages);
+            pool.dirty_cap_pages = @max(pool.dirty_cap_pages, @min(2 * pool.dirty_cap_pages, ceiling));
+            pool.churn_streak = 0;
+        }
+        pool.last_cap_purge_ns = now;
+        pool.cap_purged_since_tick = true;
+        pool.refaulted_pages = 0;
     }
 
     /// Purges every dirty page of the pool except [start, start + pages) of `keep`.
@@ -411,6 +482,7 @@ pub const Pool = struct {
         pool.chunks = null;
         pool.hint = null;
         pool.dirty_pages = 0;
+        pool.used_pages = 0;
         while (pool.huge_list) |h| huge.releaseLocked(pool, h);
         huge.dropCacheLocked(pool);
         for (&pool.bins, 0..) |*bin, i| bin.* = .{ .class = @intCast(i) };

@@ -97,12 +97,33 @@ test "freed large blocks are purged: dirty pages stay under the limit" {
         @memset(b.*[0 .. 1 << 20], 1);
     }
     for (blocks) |b| free(b, "test");
-    // At most the cap, plus the block freed last (kept for reuse).
-    try testing.expect(p.dirty_pages <= dirty_max_pages + (1 << 20) / page_bytes);
+    // At most the hard limit (a burst of frees waits for cap_purge_ns below it), plus the
+    // block freed last (kept for reuse).
+    try testing.expect(p.dirty_pages <= p.dirtyHardLimitPages() + (1 << 20) / page_bytes);
+    try testing.expectEqual(dirty_max_pages, p.dirty_cap_pages); // frees alone never grow the cap
     // Cycling one block larger than the cap purges nothing.
     const mapped_before = p.dirty_pages;
     for (0..10) |_| free(p.alloc(1 << 20).?, "test");
     try testing.expectEqual(mapped_before, p.dirty_pages);
+}
+
+test "a load whose purges are undone at once grows the dirty-page cap; frees alone do not" {
+    const p = try testPool();
+    defer registry.destroy(p);
+    // 24 MiB of 16 KiB blocks, freed and allocated again in quick cycles: each cycle's frees
+    // empty slabs past the cap (purged), the next cycle's slabs fault the same pages in again.
+    const count = 1536;
+    const blocks = try testing.allocator.alloc([*]u8, count);
+    defer testing.allocator.free(blocks);
+    for (0..12) |_| {
+        for (blocks) |*b| {
+            b.* = p.alloc(16 * 1024).?;
+            b.*[0] = 1;
+        }
+        for (blocks) |b| free(b, "test");
+    }
+    try testing.expect(p.dirty_cap_pages > dirty_max_pages);
+    try testing.expect(p.dirty_cap_pages <= p.stats.mapped_bytes.load(.monotonic) / page_bytes / 2);
 }
 
 test "mbind calls stay within 512 per GiB allocated" {
