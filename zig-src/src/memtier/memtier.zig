@@ -17,16 +17,9 @@
 //! realloc too. A request that fails everywhere changes no shared state (see
 //! `allocate`), and a thread's state is reused by the next thread.
 //!
-//! The two-tier hot path costs little more than one tier's (issue 13): under
-//! STATIC_RATIO a thread asks the ledger for a tier once per *credit* of
-//! `credit_bytes_max` bytes, which is booked to the ledger whole when granted
-//! (the unspent rest is refunded when the credit ends), so a small malloc on
-//! credit is the one-tier cache pop plus a compare and a subtraction
-//! (`allocateOnCredit`). A free adds the block's bytes to a per-thread,
-//! per-tier sum that is folded into the ledger before the next choice and
-//! whenever the thread's free budget runs out. Invariant: the ledgers plus the shared counts equal the live bytes per
-//! tier, plus the threads' unspent credits, minus their unfolded frees — each
-//! term bounded by one credit or one free budget per thread.
+//! Each thread books what it allocates and frees per tier in its state
+//! (thread_state.zig), which also makes the two-tier hot path cost little more
+//! than one tier's: a STATIC_RATIO choice is made once per credit of bytes.
 //!
 //! Without `MEMKIND_MEM_TIERS`, everything goes to the DRAM pool: the library
 //! is then a plain malloc replacement. A malformed configuration prints one
@@ -40,9 +33,8 @@
 //! `malloc_usable_size` says 0, where reading a header would crash.
 //!
 //! Statistics per tier (allocations, fallbacks, bytes now and at peak) are
-//! kept per thread and folded into process totals every `flush_bytes` of
-//! change and at thread exit, so the peak is exact to within that step per
-//! thread; at exit, log level ≥ 1 prints one summary line per tier. Nothing is
+//! kept when log level ≥ 1 (thread_state.zig folds them into process totals),
+//! and at exit one summary line per tier is printed. Nothing is
 //! unmapped at exit: other destructors and stdio's final flush still use the
 //! heap (memkind loses the program's last output by unmapping FS_DAX tiers).
 //!
@@ -60,6 +52,10 @@ const report = @import("alloc").report;
 const size_class = @import("alloc").size_class;
 const thread_cache = @import("alloc").thread_cache;
 pub const tier_nodes = @import("tier_nodes.zig");
+pub const thread_state = @import("thread_state.zig");
+/// libmemtier's free and realloc book through these (thread_state.zig).
+pub const account = thread_state.account;
+pub const noteFree = thread_state.noteFree;
 const file_heap = @import("alloc").file_heap;
 const Lock = @import("alloc").lock.Lock;
 
@@ -71,26 +67,6 @@ const exit_status_invalid = @import("placement").policy_env.exit_status_invalid;
 
 const Pool = pool_mod.Pool;
 pub const max_tiers = tier_spec.max_tiers;
-const flush_bytes: i64 = 256 * 1024;
-/// STATIC_RATIO: bytes a thread allocates from the tier `choose` picked before it asks again.
-/// The greedy choice keeps every tier within one block of its share; a credit widens that bound
-/// by its size, which is 1/`credit_share` of the thread's share of the process's net bytes
-/// (`net_estimate` / `live_states`: a thread's own ledger says little, as a thread that frees
-/// what another allocated nets out near zero), at
-/// least `credit_bytes_min` and at most `credit_bytes_max`: so each thread's split stays within
-/// 1.6% of what it holds plus one block (and the 8 KiB floor), and a thread holding megabytes
-/// asks once per 128 KiB instead of on every allocation (bench/mixed.c, 2.2 KiB per block on
-/// average: one choice per 4 mallocs at 8 KiB, per 60 at 128 KiB).
-const credit_bytes_min: u64 = 8 * 1024;
-const credit_bytes_max: u64 = 128 * 1024;
-const credit_share: u64 = 64;
-/// Frees are folded into the ledger (and the ledger settled) once the thread's free budget is
-/// used up by the bytes it freed. The budget is 1/`credit_share` of what the thread holds (as a
-/// credit), between the ledger's own settle interval (64 KiB) and 1 MiB: a consumer's frees
-/// reach the shared counts within 1.6% of the bytes.
-/// The ledger settles at the same interval (`batchBytes`).
-const free_budget_min: i64 = @intCast(tier_ratio.settle_interval_bytes);
-const free_budget_max: i64 = 1024 * 1024;
 const no_tier: u8 = 0xff;
 
 pub const TierStats = struct {
@@ -107,81 +83,24 @@ pub const Tier = struct {
     stats: TierStats = .{},
 };
 
-var tiers: [max_tiers]Tier = undefined;
-var tier_count: usize = 0;
+pub var tiers: [max_tiers]Tier = undefined;
+pub var tier_count: usize = 0;
 /// pool slot → tier index (no_tier for pools that are not tiers).
-var slot_tier: [pool_mod.max_pools]u8 = @splat(no_tier);
-var config: tier_ratio.Config = undefined;
+pub var slot_tier: [pool_mod.max_pools]u8 = @splat(no_tier);
+pub var config: tier_ratio.Config = undefined;
 /// Bit i set: tier i had no room for a block a chunk serves, which another tier then
 /// served, since its last free or success. Only a hint about what to try first: a request
 /// is never refused because of it (see `allocate`).
-var full_mask: std.atomic.Value(tier_ratio.TierMask) = .init(0);
-/// Net bytes handed over by threads that free more than they allocate, and
-/// by exited threads (tier_ratio.zig's settle protocol).
-var shared_counts: tier_ratio.Counts = .{};
-/// Our lock, not a pthread mutex: a signal handler that allocates while this thread settles
-/// (it holds this lock) is reported in one line and aborts, where a mutex would hang for ever.
-var shared_lock: Lock = .{};
-/// The process's net bytes in all tiers as of the threads' last settles (changed under
-/// shared_lock, read without it), and the number of threads with a state: a thread's share of
-/// the bytes sizes its credits and free budget.
-var net_estimate: std.atomic.Value(i64) = .init(0);
-var live_states: std.atomic.Value(u32) = .init(0);
+pub var full_mask: std.atomic.Value(tier_ratio.TierMask) = .init(0);
 pub var log_level: u8 = 0;
 /// Statistics per tier are kept only when they will be printed (log level ≥ 1): the two-tier
 /// hot path then skips their bookkeeping.
-var keep_stats: bool = false;
+pub var keep_stats: bool = false;
 
 const State = enum(u8) { uninitialised, initialising, ready };
 var state: std.atomic.Value(State) = .init(.uninitialised);
 var init_lock: std.c.pthread_mutex_t = .{};
-threadlocal var initialising_here: bool = false;
-
-/// This thread's tier choice and statistics deltas. Kept for the next thread when this one
-/// exits (`spare_states`): a program starting 40,000 short threads used to keep 40,000 pages.
-const ThreadState = struct {
-    // The hot fields first (one cache line): the credit and the frees not yet folded.
-    /// STATIC_RATIO: what is left of the credit granted to `credit_tier` (see `credit_bytes_max`).
-    credit_bytes: u64 = 0,
-    /// Allocations served on the current credit (booked to the statistics when it ends).
-    credit_allocs: u64 = 0,
-    /// What the current credit booked to the ledger when it was granted (0: no credit).
-    credit_granted: u64 = 0,
-    credit_tier: u8 = 0,
-    /// The pool slot of `credit_tier` (allocateOnCredit pops from this thread's cache of it).
-    credit_slot: u8 = 0,
-    /// Left of the free budget before the frees are folded (see `free_budget_min`).
-    free_budget: i64 = free_budget_min,
-    /// The whole budget, as set at the last fold (`free_budget` equals it: nothing to fold).
-    free_budget_full: i64 = free_budget_min,
-    /// Bytes freed per pool slot since the last fold (by slot: free needs no tier lookup;
-    /// slots of pools that are not tiers are never folded).
-    freed_bytes: [pool_mod.max_pools]u64 = @splat(0),
-    ledger: tier_ratio.Ledger,
-    /// The ledger's total after its last settle: what the thread itself allocated or freed
-    /// since is its total minus this (reported to `net_estimate` at the next settle).
-    settled_total: i64 = 0,
-    delta_bytes: [max_tiers]i64 = @splat(0),
-    delta_allocations: [max_tiers]u64 = @splat(0),
-    delta_fallbacks: [max_tiers]u64 = @splat(0),
-    next_spare: ?*ThreadState = null,
-};
-/// This thread's state, in the initial-exec slot of thread_pointer.c (a Zig threadlocal in a
-/// shared library costs a __tls_get_addr call per access: 13% of the two-tier path).
-threadlocal var thread_state_fallback: ?*anyopaque = null;
-inline fn stateSlot() *?*anyopaque {
-    return thread_cache.initialExecSlot("hm_memtier_state_tls", &thread_state_fallback);
-}
-inline fn currentState() ?*ThreadState {
-    return @ptrCast(@alignCast(stateSlot().*));
-}
-/// Set once this thread's state went back to `spare_states` (its key destructor ran): what
-/// later destructors allocate or free is booked to the shared counts directly.
-threadlocal var thread_exited: bool = false;
-/// States of exited threads, and of the last batch mapped (under shared_lock).
-var spare_states: ?*ThreadState = null;
-const states_per_map = 64;
-var thread_key: std.c.pthread_key_t = std.math.maxInt(std.c.pthread_key_t);
+pub threadlocal var initialising_here: bool = false;
 
 /// The pool an allocation of `size` bytes goes to, and its tier.
 pub const Choice = struct { pool: *Pool, tier: u8 };
@@ -212,7 +131,7 @@ pub fn ensureReady() bool {
         plain_pool = tiers[0].pool;
         plain_default = tiers[0].pool == registry.defaultPool();
     } else {
-        registry.retire_freed_hook = retireCachedFrees;
+        registry.retire_freed_hook = thread_state.retireCachedFrees;
     }
     state.store(.ready, .release);
     return true;
@@ -248,8 +167,8 @@ fn load() void {
         };
         addTier(t.kind, t.ratio, p);
     }
-    if (std.c.pthread_key_create(&thread_key, threadExit) != .SUCCESS) thread_key = std.math.maxInt(std.c.pthread_key_t);
-    _ = std.c.pthread_atfork(forkPrepare, forkParent, forkChild);
+    if (std.c.pthread_key_create(&thread_state.thread_key, thread_state.threadExit) != .SUCCESS) thread_state.thread_key = std.math.maxInt(std.c.pthread_key_t);
+    _ = std.c.pthread_atfork(thread_state.forkPrepare, thread_state.forkParent, thread_state.forkChild);
     for (tiers[0..tier_count], 0..) |t, i| logInfo("tier {d}: {s}, ratio {d}", .{ i, t.kind.name(), t.ratio });
 }
 
@@ -311,24 +230,6 @@ fn getenv(name: [*:0]const u8) ?[]const u8 {
     return std.mem.span(value);
 }
 
-// ---- fork ---------------------------------------------------------------------------
-//
-// `shared_lock` is taken around fork like the pools' locks (registry.zig): a thread of the
-// parent settling its ledger at the fork would leave it locked in the child for ever. (A
-// file-backed tier's heap is copied into the child by registry.zig's fork handlers.)
-
-fn forkPrepare() callconv(.c) void {
-    shared_lock.lock();
-}
-
-fn forkParent() callconv(.c) void {
-    shared_lock.unlock();
-}
-
-fn forkChild() callconv(.c) void {
-    shared_lock = .{};
-}
-
 // ---- the per-allocation path ----------------------------------------------------
 
 /// Allocates `size` bytes (aligned if `alignment` > 0, zeroed if asked) from
@@ -338,10 +239,10 @@ pub fn allocate(size: usize, alignment: usize, zeroed: bool) ?[*]u8 {
         @branchHint(.likely);
         const p = registry.defaultPool();
         const block = allocFrom(p, size, alignment, zeroed) orelse return null;
-        if (log_level > 0 and isReady()) account(0, @intCast(usableFor(block, size, alignment)), false);
+        if (log_level > 0 and isReady()) thread_state.account(0, @intCast(usableFor(block, size, alignment)), false);
         return block;
     }
-    const ts = threadState() orelse return allocateUntracked(size, alignment, zeroed);
+    const ts = thread_state.threadState() orelse return allocateUntracked(size, alignment, zeroed);
     const marked = full_mask.load(.monotonic);
     var failed: tier_ratio.TierMask = 0;
     if (size <= ts.credit_bytes) {
@@ -360,8 +261,8 @@ pub fn allocate(size: usize, alignment: usize, zeroed: bool) ?[*]u8 {
                     return block;
                 }
                 // An aligned block bigger than the credit's rest: booked as a block of its own.
-                endCredit(ts);
-                accountAlloc(ts, index, @intCast(usable));
+                thread_state.endCredit(ts);
+                thread_state.accountAlloc(ts, index, @intCast(usable));
                 return block;
             }
             failed = bit;
@@ -376,7 +277,7 @@ pub fn allocate(size: usize, alignment: usize, zeroed: bool) ?[*]u8 {
 /// malloc then takes `allocate`.
 pub inline fn allocateOnCredit(size: usize) ?[*]u8 {
     if (size > size_class.small_max_bytes) return null;
-    const ts = currentState() orelse return null;
+    const ts = thread_state.currentState() orelse return null;
     const key = if (size <= size_class.lookup_max_bytes) size_class.keyOfLookup(size) else size_class.keyOf(size_class.classByArithmetic(size));
     const usable = size_class.sizeOfKey(key);
     if (usable > ts.credit_bytes) return null;
@@ -386,103 +287,12 @@ pub inline fn allocateOnCredit(size: usize) ?[*]u8 {
     return block;
 }
 
-/// Ends the thread's credit: the unspent rest is refunded to the ledger, what was spent goes to
-/// the statistics.
-fn endCredit(ts: *ThreadState) void {
-    if (ts.credit_granted == 0) return;
-    const index = ts.credit_tier;
-    assert(ts.credit_bytes <= ts.credit_granted);
-    ts.ledger.refund(index, ts.credit_bytes);
-    noteDelta(ts, index, @intCast(ts.credit_granted - ts.credit_bytes), ts.credit_allocs);
-    ts.credit_bytes = 0;
-    ts.credit_allocs = 0;
-    ts.credit_granted = 0;
-}
-
-/// Moves what this thread's frees left in its caches of the tiers (the pools' counting free:
-/// `freed_bytes` of each cache) into its own sums per slot.
-fn collectCachedFrees(ts: *ThreadState) void {
-    const tc = thread_cache.current() orelse return;
-    for (tiers[0..tier_count]) |*tier| {
-        const cache = tc.pools[tier.pool.slot] orelse continue;
-        ts.freed_bytes[tier.pool.slot] += cache.freed_bytes;
-        cache.freed_bytes = 0;
-    }
-}
-
-/// The bytes of frees the thread's cache of the pool in `slot` holds for the ledger.
-fn cachedFrees(slot: u8) u64 {
-    const tc = thread_cache.current() orelse return 0;
-    const cache = tc.pools[slot] orelse return 0;
-    return cache.freed_bytes;
-}
-
-/// Books the frees gathered since the last fold (the thread's and its caches') to the ledger
-/// and the statistics, and flushes the statistics of tiers that moved `flush_bytes`; settles
-/// the ledger when it is due (or when `settle_now`: the free budget ran out).
-fn foldFrees(ts: *ThreadState, settle_now: bool) void {
-    collectCachedFrees(ts);
-    const budget = batchBytes(ts);
-    ts.free_budget = @intCast(budget);
-    ts.free_budget_full = @intCast(budget);
-    var freed_in: tier_ratio.TierMask = 0;
-    for (tiers[0..tier_count], 0..) |*tier, index| {
-        const freed = &ts.freed_bytes[tier.pool.slot];
-        if (freed.* == 0) continue;
-        const bytes = freed.*;
-        freed.* = 0;
-        freed_in |= @as(tier_ratio.TierMask, 1) << @intCast(index);
-        if (tier_count > 1) ts.ledger.noteFree(@intCast(index), bytes);
-        addDelta(ts, index, -@as(i64, @intCast(bytes)), 0);
-    }
-    if (tier_count > 1) {
-        // Room again in a tier marked full.
-        if (full_mask.load(.monotonic) & freed_in != 0) _ = full_mask.fetchAnd(~freed_in, .monotonic);
-        if (settle_now or ts.ledger.settleDueAfter(batchBytes(ts))) settle(ts);
-    }
-    if (keep_stats) {
-        for (0..tier_count) |index| if (@abs(ts.delta_bytes[index]) >= flush_bytes) flushTier(ts, index);
-    }
-}
-
-/// The thread's free budget and settle interval in bytes (see `free_budget_min`).
-inline fn batchBytes(ts: *const ThreadState) u64 {
-    return std.math.clamp(heldBytes(ts) / credit_share, @as(u64, free_budget_min), @as(u64, free_budget_max));
-}
-
-/// What the thread holds, for sizing its batches: its share of the process's net bytes, or its
-/// own ledger's total if more.
-inline fn heldBytes(ts: *const ThreadState) u64 {
-    const share = @divTrunc(@max(0, net_estimate.load(.monotonic)), @max(1, live_states.load(.monotonic)));
-    return @intCast(@max(share, ts.ledger.counts.total(tier_count)));
-}
-
-/// noteFree without a thread state.
-fn noteFreeUntracked(slot: u8, bytes: usize) void {
-    @branchHint(.cold);
-    const tier = slot_tier[slot];
-    if (tier < max_tiers) account(tier, -@as(i64, @intCast(bytes)), false);
-}
-
-/// registry.retire_freed_hook: an exiting thread's cache of the pool in `slot` still counted
-/// `bytes` of frees. Booked to the thread's state if it still has one (its own exit folds
-/// them), else straight to the shared counts.
-fn retireCachedFrees(slot: u8, bytes: u64) void {
-    if (currentState()) |ts| {
-        ts.freed_bytes[slot] += bytes;
-        ts.free_budget -= @intCast(bytes);
-        return;
-    }
-    const tier = slot_tier[slot];
-    if (tier < max_tiers) accountShared(tier, -@as(i64, @intCast(bytes)));
-}
-
 /// `allocate`'s choice through the ledger: the tier `choose` picks, then the others with room.
 /// `failed`: tiers that already failed this request.
-fn allocateChoosing(ts: *ThreadState, marked: tier_ratio.TierMask, failed_before: tier_ratio.TierMask, size: usize, alignment: usize, zeroed: bool) ?[*]u8 {
+fn allocateChoosing(ts: *thread_state.ThreadState, marked: tier_ratio.TierMask, failed_before: tier_ratio.TierMask, size: usize, alignment: usize, zeroed: bool) ?[*]u8 {
     // The choice sees the ledger as it is: no credit outstanding, every free booked.
-    endCredit(ts);
-    foldFrees(ts, false);
+    thread_state.endCredit(ts);
+    thread_state.foldFrees(ts, false);
     var hint = marked;
     // Tiers that failed this request: a failure concerns this request only.
     var failed = failed_before;
@@ -498,9 +308,9 @@ fn allocateChoosing(ts: *ThreadState, marked: tier_ratio.TierMask, failed_before
             @branchHint(.likely);
             if (failed | (marked & bit) != 0) noteFallback(ts, index, failed, size, alignment);
             if (config.policy == .static_ratio) {
-                grantCredit(ts, index, usable);
+                thread_state.grantCredit(ts, index, usable);
             } else {
-                accountAlloc(ts, index, @intCast(usable));
+                thread_state.accountAlloc(ts, index, @intCast(usable));
             }
             return block;
         }
@@ -512,25 +322,11 @@ fn allocateChoosing(ts: *ThreadState, marked: tier_ratio.TierMask, failed_before
     return null;
 }
 
-/// STATIC_RATIO: the block of `usable` bytes just served by tier `index` opens a credit there,
-/// booked to the ledger whole (the credit's size, or the block's if bigger).
-fn grantCredit(ts: *ThreadState, index: u8, usable: usize) void {
-    assert(ts.credit_granted == 0);
-    const granted = @max(usable, std.math.clamp(heldBytes(ts) / credit_share, credit_bytes_min, credit_bytes_max));
-    ts.ledger.noteAlloc(&config, index, granted);
-    ts.credit_tier = index;
-    ts.credit_slot = tiers[index].pool.slot;
-    ts.credit_granted = granted;
-    ts.credit_bytes = granted - usable;
-    ts.credit_allocs = 1;
-    if (ts.ledger.settleDueAfter(batchBytes(ts))) settle(ts);
-}
-
 /// A request served by `index` after `failed` tiers could not: counted as a fallback, and when
 /// the request was one a chunk serves, each failed tier is marked full (it could not even map a
 /// chunk). A huge request failing says nothing about the room for others and marks nothing.
 /// A success in a tier marked full clears its mark.
-fn noteFallback(ts: *ThreadState, index: usize, failed: tier_ratio.TierMask, size: usize, alignment: usize) void {
+fn noteFallback(ts: *thread_state.ThreadState, index: usize, failed: tier_ratio.TierMask, size: usize, alignment: usize) void {
     @branchHint(.cold);
     const bit = @as(tier_ratio.TierMask, 1) << @intCast(index);
     assert(failed & bit == 0);
@@ -545,20 +341,8 @@ fn noteFallback(ts: *ThreadState, index: usize, failed: tier_ratio.TierMask, siz
 fn allocateUntracked(size: usize, alignment: usize, zeroed: bool) ?[*]u8 {
     @branchHint(.cold);
     const block = allocFrom(tiers[0].pool, size, alignment, zeroed) orelse return null;
-    if (thread_exited) accountShared(0, @intCast(usableFor(block, size, alignment)));
+    if (thread_state.thread_exited) thread_state.accountShared(0, @intCast(usableFor(block, size, alignment)));
     return block;
-}
-
-/// Books a block straight to the shared counts and the statistics (no thread state).
-fn accountShared(index: usize, bytes: i64) void {
-    shared_lock.lock();
-    shared_counts.net_bytes[index] += bytes;
-    _ = net_estimate.fetchAdd(bytes, .monotonic);
-    shared_lock.unlock();
-    const stats = &tiers[index].stats;
-    if (bytes > 0) _ = stats.allocations.fetchAdd(1, .monotonic);
-    const now = stats.bytes_now.fetchAdd(bytes, .monotonic) + bytes;
-    _ = stats.bytes_peak.fetchMax(now, .monotonic);
 }
 
 inline fn allocFrom(p: *Pool, size: usize, alignment: usize, zeroed: bool) ?[*]u8 {
@@ -584,163 +368,18 @@ inline fn usableFor(block: [*]u8, size: usize, alignment: usize) usize {
     return size_class.usableSizeFor(size);
 }
 
-/// Books a block of `bytes` allocated in (positive) or freed from (negative)
-/// tier `index` to this thread's ledger and statistics.
-pub inline fn account(index: usize, bytes: i64, fallback: bool) void {
-    if (tier_count <= 1 and log_level == 0) return;
-    const ts = threadState() orelse {
-        if (thread_exited) accountShared(index, bytes);
-        return;
-    };
-    if (bytes > 0) {
-        if (fallback and keep_stats) ts.delta_fallbacks[index] += 1;
-        return accountAlloc(ts, index, bytes);
-    }
-    if (tier_count > 1) {
-        ts.ledger.noteFree(@intCast(index), @intCast(-bytes));
-        // Room again in a tier marked full.
-        if (full_mask.load(.monotonic) >> @intCast(index) & 1 != 0)
-            _ = full_mask.fetchAnd(~(@as(tier_ratio.TierMask, 1) << @intCast(index)), .monotonic);
-        if (ts.ledger.settleDue()) settle(ts);
-    }
-    noteDelta(ts, index, bytes, 0);
-}
-
-/// `account` of an allocation, for a caller that holds the thread's state.
-inline fn accountAlloc(ts: *ThreadState, index: usize, bytes: i64) void {
-    assert(bytes > 0);
-    if (tier_count > 1) {
-        ts.ledger.noteAlloc(&config, @intCast(index), @intCast(bytes));
-        if (ts.ledger.settleDue()) settle(ts);
-    }
-    noteDelta(ts, index, bytes, 1);
-}
-
-/// Books `bytes` and `allocations` of tier `index` to the thread's statistics (if kept); once
-/// they moved `flush_bytes`, the thread's frees are folded and the statistics flushed (so that
-/// a peak never counts blocks freed but not yet folded).
-inline fn noteDelta(ts: *ThreadState, index: usize, bytes: i64, allocations: u64) void {
-    if (!keep_stats) return;
-    addDelta(ts, index, bytes, allocations);
-    if (@abs(ts.delta_bytes[index]) >= flush_bytes) foldFrees(ts, false);
-}
-
-inline fn addDelta(ts: *ThreadState, index: usize, bytes: i64, allocations: u64) void {
-    if (!keep_stats) return;
-    ts.delta_allocations[index] += allocations;
-    ts.delta_bytes[index] += bytes;
-}
-
-/// A block of the pool in `slot` is being freed (libmemtier's free) off the pools' fast path
-/// (a small block its cache cannot take, a large or huge block): its bytes join the thread's
-/// unfolded frees (see `foldFrees`), which are folded once they, or those its cache of the
-/// pool counted, exceed the free budget.
-pub fn noteFree(slot: u8, bytes: usize) void {
-    const ts = currentState() orelse return noteFreeUntracked(slot, bytes);
-    ts.freed_bytes[slot] += bytes;
-    ts.free_budget -= @intCast(bytes);
-    if (ts.free_budget < 0 or cachedFrees(slot) >= ts.free_budget_full) foldFrees(ts, true);
-}
-
-fn settle(ts: *ThreadState) void {
-    shared_lock.lock();
-    defer shared_lock.unlock();
-    var taken = shared_counts;
-    shared_counts = .{};
-    reportNet(ts);
-    if (ts.ledger.settle(&taken)) shared_counts.add(taken);
-    ts.settled_total = ts.ledger.counts.total(tier_count);
-}
-
 /// The tier of a block (no_tier if its pool is not one).
 pub inline fn tierOf(p: *Pool) usize {
     return slot_tier[p.slot];
 }
 
-inline fn threadState() ?*ThreadState {
-    if (currentState()) |ts| {
-        @branchHint(.likely);
-        return ts;
-    }
-    return threadStateSlow();
-}
-
-fn threadStateSlow() ?*ThreadState {
-    @branchHint(.cold);
-    if (initialising_here or thread_exited or !isReady()) return null;
-    const ts = spareState() orelse return null;
-    ts.* = .{ .ledger = if (tier_count > 1) tier_ratio.Ledger.init(&config) else .{} };
-    _ = live_states.fetchAdd(1, .monotonic);
-    stateSlot().* = ts;
-    if (thread_key != std.math.maxInt(std.c.pthread_key_t)) _ = std.c.pthread_setspecific(thread_key, ts);
-    return ts;
-}
-
-/// A state an exited thread left, else one of a new batch of `states_per_map`.
-fn spareState() ?*ThreadState {
-    shared_lock.lock();
-    defer shared_lock.unlock();
-    if (spare_states == null) {
-        const raw = linux.mmap(null, states_per_map * @sizeOf(ThreadState), .{ .READ = true, .WRITE = true }, .{ .TYPE = .PRIVATE, .ANONYMOUS = true }, -1, 0);
-        if (linux.errno(raw) != .SUCCESS) return null;
-        const batch: [*]ThreadState = @ptrFromInt(raw);
-        for (batch[0..states_per_map]) |*spare| {
-            spare.next_spare = spare_states;
-            spare_states = spare;
-        }
-    }
-    const ts = spare_states.?;
-    spare_states = ts.next_spare;
-    return ts;
-}
-
-/// Adds what the thread allocated net since its last settle to `net_estimate` (under shared_lock).
-fn reportNet(ts: *const ThreadState) void {
-    _ = net_estimate.fetchAdd(ts.ledger.counts.total(tier_count) - ts.settled_total, .monotonic);
-}
-
-fn flushTier(ts: *ThreadState, index: usize) void {
-    const stats = &tiers[index].stats;
-    _ = stats.allocations.fetchAdd(ts.delta_allocations[index], .monotonic);
-    _ = stats.fallbacks.fetchAdd(ts.delta_fallbacks[index], .monotonic);
-    const now = stats.bytes_now.fetchAdd(ts.delta_bytes[index], .monotonic) + ts.delta_bytes[index];
-    _ = stats.bytes_peak.fetchMax(now, .monotonic);
-    ts.delta_allocations[index] = 0;
-    ts.delta_fallbacks[index] = 0;
-    ts.delta_bytes[index] = 0;
-}
-
-fn flushAll(ts: *ThreadState) void {
-    for (0..tier_count) |i| flushTier(ts, i);
-}
-
-fn threadExit(value: *anyopaque) callconv(.c) void {
-    const ts: *ThreadState = @ptrCast(@alignCast(value));
-    endCredit(ts);
-    foldFrees(ts, false);
-    flushAll(ts);
-    shared_lock.lock();
-    defer shared_lock.unlock();
-    if (tier_count > 1) {
-        reportNet(ts);
-        shared_counts.add(ts.ledger.drain());
-    }
-    _ = live_states.fetchSub(1, .monotonic);
-    // The state serves the next thread; later destructors of this one book to the shared counts.
-    assert(currentState() == ts);
-    stateSlot().* = null;
-    thread_exited = true;
-    ts.next_spare = spare_states;
-    spare_states = ts;
-}
-
 /// At exit (level ≥ 1): one line per tier. Unmaps nothing.
 pub fn summary() void {
     if (log_level < 1 or !isReady()) return;
-    if (currentState()) |ts| {
-        endCredit(ts);
-        foldFrees(ts, false);
-        flushAll(ts);
+    if (thread_state.currentState()) |ts| {
+        thread_state.endCredit(ts);
+        thread_state.foldFrees(ts, false);
+        thread_state.flushAll(ts);
     }
     for (tiers[0..tier_count], 0..) |*t, i| {
         logInfo("tier {d} {s}: {d} bytes now, {d} bytes peak, {d} allocations, {d} fallbacks", .{
