@@ -70,7 +70,7 @@ var live_states: std.atomic.Value(u32) = .init(0);
 pub const ThreadState = struct {
     // The hot fields first (one cache line): the credit and the frees not yet folded.
     /// STATIC_RATIO: what is left of the credit granted to `credit_tier` (see `credit_bytes_max`).
-    credit_bytes: u64 = 0,
+    credit_bytes: u64 align(std.atomic.cache_line) = 0,
     /// Allocations served on the current credit (booked to the statistics when it ends).
     credit_allocs: u64 = 0,
     /// What the current credit booked to the ledger when it was granted (0: no credit).
@@ -78,6 +78,14 @@ pub const ThreadState = struct {
     credit_tier: u8 = 0,
     /// The pool slot of `credit_tier` (allocateOnCredit pops from this thread's cache of it).
     credit_slot: u8 = 0,
+    /// STATIC_RATIO: bytes the thread may still take from other tiers' caches on this credit
+    /// (memtier.borrowCached; half the credit), and what it took, per tier, not yet folded.
+    borrow_budget: u64 = 0,
+    /// The tier (and its pool slot) allocateOnCredit borrows from: the one after the credit's.
+    borrow_tier: u8 = 0,
+    borrow_slot: u8 = 0,
+    borrowed_bytes: [max_tiers]u64 = @splat(0),
+    borrowed_allocs: [max_tiers]u64 = @splat(0),
     /// Left of the free budget before the frees are folded (see `free_budget_min`).
     free_budget: i64 = free_budget_min,
     /// The whole budget, as set at the last fold (`free_budget` equals it: nothing to fold).
@@ -140,6 +148,7 @@ pub fn endCredit(ts: *ThreadState) void {
     ts.credit_bytes = 0;
     ts.credit_allocs = 0;
     ts.credit_granted = 0;
+    ts.borrow_budget = 0;
 }
 
 /// Moves what this thread's frees left in its caches of the tiers (the pools' counting free:
@@ -160,14 +169,21 @@ fn cachedFrees(slot: u8) u64 {
     return cache.freed_bytes;
 }
 
-/// Books the frees gathered since the last fold (the thread's and its caches') to the ledger
-/// and the statistics, and flushes the statistics of tiers that moved `flush_bytes`; settles
+/// Books the blocks borrowed from other tiers' caches and the frees gathered since the last
+/// fold (the thread's and its caches') to the ledger and the statistics, and flushes the statistics of tiers that moved `flush_bytes`; settles
 /// the ledger when it is due (or when `settle_now`: the free budget ran out).
 pub fn foldFrees(ts: *ThreadState, settle_now: bool) void {
     collectCachedFrees(ts);
     const budget = batchBytes(ts);
     ts.free_budget = @intCast(budget);
     ts.free_budget_full = @intCast(budget);
+    for (ts.borrowed_bytes[0..memtier.tier_count], ts.borrowed_allocs[0..memtier.tier_count], 0..) |*bytes, *allocs, index| {
+        if (bytes.* == 0) continue;
+        ts.ledger.noteAlloc(&memtier.config, @intCast(index), bytes.*);
+        addDelta(ts, index, @intCast(bytes.*), allocs.*);
+        bytes.* = 0;
+        allocs.* = 0;
+    }
     var freed_in: tier_ratio.TierMask = 0;
     for (memtier.tiers[0..memtier.tier_count], 0..) |*tier, index| {
         const freed = &ts.freed_bytes[tier.pool.slot];
@@ -231,6 +247,9 @@ pub fn grantCredit(ts: *ThreadState, index: u8, usable: usize) void {
     ts.credit_granted = granted;
     ts.credit_bytes = granted - usable;
     ts.credit_allocs = 1;
+    ts.borrow_budget = granted / 2;
+    ts.borrow_tier = @intCast((index + 1) % memtier.tier_count);
+    ts.borrow_slot = memtier.tiers[ts.borrow_tier].pool.slot;
     if (ts.ledger.settleDueAfter(batchBytes(ts))) settle(ts);
 }
 
