@@ -32,7 +32,7 @@
 //! `cap_purge_ns` below the cap plus `hard_extra_pages`; checked only when
 //! pages are freed — no background thread. The cap adapts (`dirty_cap_pages`):
 //! it starts at `dirty_max_pages` (1 MiB) and doubles after `churn_streak_min`
-//! cap purges that were undone (slabs took at least half the pages the one
+//! cap purges that were undone (runs took at least half the pages the one
 //! before purged again) with no gap of `churn_ns` between them — a steady load
 //! that frees and takes back more than the cap, which otherwise spends its
 //! time refaulting (mimalloc-bench's rptest: 31k page faults per run at a fixed
@@ -131,7 +131,7 @@ pub const Pool = struct {
     used_pages: usize = 0,
     /// A cap purge happened since the last decay tick.
     cap_purged_since_tick: bool = false,
-    /// Pages the last cap purge purged, purged pages slabs took again since, and cap purges
+    /// Pages the last cap purge purged, purged pages runs took again since, and cap purges
     /// in a row that were undone so (see `noteCapPurge`).
     cap_purged_pages: usize = 0,
     refaulted_pages: usize = 0,
@@ -244,7 +244,6 @@ pub const Pool = struct {
             const g = size_class.geometry(class);
             pool.page_lock.lock();
             const run = pool.allocRunLocked(g.pages, 1, null);
-            if (run) |r| pool.refaulted_pages += r.chunk().takePurged(r);
             pool.page_lock.unlock();
             bin.addSlab(run orelse return 0);
             n = bin.take(out);
@@ -311,6 +310,7 @@ pub const Pool = struct {
     inline fn took(pool: *Pool, c: *Chunk, run: *Run, dirty_out: ?[]u64) *Run {
         if (dirty_out) |out| c.dirtyPagesOf(run, out);
         pool.dirty_pages -= c.takeDirty(run);
+        pool.refaulted_pages += c.takePurged(run);
         pool.used_pages += run.pages;
         pool.assertDirtyPages();
         return run;
@@ -396,7 +396,7 @@ pub const Pool = struct {
         return @max(dirty_max_pages, @min(pool.dirty_cap_pages, pool.used_pages / 2));
     }
 
-    /// A cap purge is due: `churn_streak_min` of them that were undone (slabs took at least
+    /// A cap purge is due: `churn_streak_min` of them that were undone (runs took at least
     /// half the pages the one before purged again), with no gap of `churn_ns` between purges,
     /// double the cap (up to 1/`cap_ceiling_share` of the pool's chunks).
     fn noteCapPurge(pool: *Pool, now: u64) void {
