@@ -10,8 +10,9 @@
 //!   |bytes_i - total * ratio_i / sum| <= largest block, whatever the size mix. Once 1 MiB is
 //!   allocated in blocks up to 20 KiB, the realised share is within 2 points of the
 //!   configured one; a single 1 MiB block needs 50 MiB allocated before it is 2%.
-//!   The interposer asks `choose` once per 4 KiB credit a thread spends in the chosen
-//!   tier (memtier.zig), which widens the bound by that credit.
+//!   The interposer asks `choose` once per credit a thread spends in the chosen
+//!   tier (thread_state.zig: 1/64 of its share of the bytes, 8-128 KiB), which widens the
+//!   bound by that credit.
 //!
 //!   DYNAMIC_THRESHOLD: size >= threshold k goes to tier k+1 (the first tier whose threshold
 //!   is above the size). Every `check_interval_allocs` allocations the thread moves each
