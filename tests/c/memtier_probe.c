@@ -16,6 +16,10 @@
  *                   rewrites and frees its pre-fork blocks at once, the child checks it still
  *                   sees them as they were, frees them all, allocates and exits 0; the parent
  *                   checks the child's writes did not reach it; prints "fork ok F"
+ *   handover T G    T server threads, each with a table of 4000 live blocks (8..1000 B) that it
+ *                   replaces at random 20,000 times, then hands to a new thread and exits
+ *                   (larson's pattern), G generations; the last tables stay live at exit;
+ *                   prints "handover ok BYTES"
  *   place MIB       allocates MIB MiB in mixed sizes, writes every byte, counts the pages per NUMA
  *                   node with move_pages(2) (query mode) and prints one JSON line
  *                   {"bytes":B,"pages":P,"nodes":[n0,...],"absent":A,"errors":E}
@@ -309,6 +313,59 @@ static int fork_test(long threads, long forks)
     return 0;
 }
 
+enum { handover_slots = 4000, handover_steps = 20000 };
+
+struct server {
+    char **table;
+    uint64_t seed;
+    long generations_left;
+};
+
+static void *serve(void *arg)
+{
+    struct server *s = arg;
+    for (long step = 0; step < handover_steps; step++) {
+        s->seed = s->seed * 6364136223846793005ull + 1442695040888963407ull;
+        size_t slot = (size_t)(s->seed >> 33) % handover_slots;
+        size_t size = 8 + (size_t)(s->seed >> 13) % 993;
+        free(s->table[slot]);
+        s->table[slot] = malloc(size);
+        check(s->table[slot] != NULL, "handover malloc");
+        s->table[slot][0] = (char)step;
+    }
+    if (--s->generations_left > 0) {
+        pthread_t next;
+        check(pthread_create(&next, NULL, serve, s) == 0, "pthread_create");
+        check(pthread_detach(next) == 0, "pthread_detach");
+    }
+    return NULL;
+}
+
+static int handover(long threads, long generations)
+{
+    struct server *servers = map_array((size_t)threads * sizeof *servers);
+    for (long t = 0; t < threads; t++) {
+        servers[t].table = map_array(handover_slots * sizeof(char *));
+        servers[t].seed = (uint64_t)t + 1;
+        servers[t].generations_left = generations;
+        pthread_t first;
+        check(pthread_create(&first, NULL, serve, &servers[t]) == 0, "pthread_create");
+        check(pthread_detach(first) == 0, "pthread_detach");
+    }
+    for (;;) {
+        long left = 0;
+        for (long t = 0; t < threads; t++) left += __atomic_load_n(&servers[t].generations_left, __ATOMIC_ACQUIRE);
+        if (left == 0) break;
+        usleep(1000);
+    }
+    usleep(20000); /* the last generation's threads finish exiting */
+    size_t bytes = 0;
+    for (long t = 0; t < threads; t++)
+        for (size_t i = 0; i < handover_slots; i++) bytes += servers[t].table[i] ? malloc_usable_size(servers[t].table[i]) : 0;
+    printf("handover ok %zu\n", bytes);
+    return 0;
+}
+
 static int place(long mib)
 {
     size_t n;
@@ -354,7 +411,7 @@ int main(int argc, char **argv)
 {
     if (argc < 2) {
         fprintf(stderr, "usage: memtier_probe family|zero N|freenull N|ratio MIB|fill MIB|"
-                        "lastline MIB|fork THREADS FORKS|place MIB\n");
+                        "lastline MIB|fork THREADS FORKS|place MIB|handover THREADS GENERATIONS\n");
         return 2;
     }
     const char *mode = argv[1];
@@ -368,6 +425,7 @@ int main(int argc, char **argv)
     if (strcmp(mode, "lastline") == 0) return lastline(a);
     if (strcmp(mode, "fork") == 0) return fork_test(a, b);
     if (strcmp(mode, "place") == 0) return place(a);
+    if (strcmp(mode, "handover") == 0) return handover(a, b);
     fprintf(stderr, "memtier_probe: unknown mode %s\n", mode);
     return 2;
 }

@@ -314,6 +314,32 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name:
+    "STATIC_RATIO 1:1 under thread churn (servers handing their tables to new threads): split within 2%",
+  ignore,
+  fn: async () => {
+    const tiers = DRAM_FSDAX.replace(",RATIO:4;", ",RATIO:1;");
+    const env = under(tiers, { MEMKIND_MEM_TIERING_LOG_LEVEL: "1" });
+    const r = await runProbe(["handover", "2", "12"], env);
+    expectOk(r, "handover");
+    const live = Number(/^handover ok (\d+)$/m.exec(r.stdout)?.[1]);
+    const [dram, fsDax] = summary(r.stderr);
+    assert.ok(
+      dram.bytesNow + fsDax.bytesNow >= live,
+      `${dram.bytesNow} + ${fsDax.bytesNow} < ${live}`,
+    );
+    const off = (100 * Math.abs(dram.bytesNow - fsDax.bytesNow)) / (dram.bytesNow + fsDax.bytesNow);
+    console.log(
+      `  DRAM ${dram.bytesNow}, FS_DAX ${fsDax.bytesNow} bytes (${off.toFixed(2)}% apart)`,
+    );
+    assert.ok(
+      off <= 2,
+      `DRAM ${dram.bytesNow} and FS_DAX ${fsDax.bytesNow}: ${off.toFixed(2)}% apart`,
+    );
+  },
+});
+
 // ---- FS_DAX limits, the last output, fork -------------------------------------------
 
 Deno.test({

@@ -204,7 +204,9 @@ threadlocal var busy: bool = false;
 
 /// Told, at a thread's exit, the bytes a counting free (pool.freeCounted) left in each of its
 /// pool caches' `freed_bytes` that their owner did not take (libmemtier books them); set once
-/// before any thread exits.
+/// before any thread exits. Called under the registry's lock: it must take no lock that a
+/// fork handler takes before the registry's (libmemtier's shared_lock), or a fork and an exit
+/// would deadlock.
 pub var retire_freed_hook: ?*const fn (slot: u8, bytes: u64) void = null;
 
 fn threadExit(value: *anyopaque) callconv(.c) void {

@@ -6,7 +6,7 @@
 //!
 //! Why: the two-tier hot path should cost little more than one tier's (issue
 //! 13). Under STATIC_RATIO a thread asks the ledger for a tier once per
-//! *credit* (1/`credit_share` of its share of the process's bytes, 8-128 KiB),
+//! *credit* (1/`credit_share` of its share of the process's bytes, 8-64 KiB),
 //! which is booked to the ledger whole when granted and refunded of its unspent
 //! rest when it ends; so a small malloc on credit is the one-tier cache pop plus
 //! a compare and a subtraction (memtier.allocateOnCredit). A free of a small
@@ -38,13 +38,16 @@ const flush_bytes: i64 = 256 * 1024;
 /// The greedy choice keeps every tier within one block of its share; a credit widens that bound
 /// by its size, which is 1/`credit_share` of the thread's share of the process's net bytes
 /// (`net_estimate` / `live_states`: a thread's own ledger says little, as a thread that frees
-/// what another allocated nets out near zero), at
-/// least `credit_bytes_min` and at most `credit_bytes_max`: so each thread's split stays within
-/// 1.6% of what it holds plus one block (and the 8 KiB floor), and a thread holding megabytes
-/// asks once per 128 KiB instead of on every allocation (bench/mixed.c, 2.2 KiB per block on
-/// average: one choice per 4 mallocs at 8 KiB, per 60 at 128 KiB).
+/// what another allocated nets out near zero), at least `credit_bytes_min` and at most
+/// `credit_bytes_max`: so each thread's split stays within 1.6% of what it holds plus one block
+/// (and the 8 KiB floor), and a thread holding megabytes asks once per 64 KiB instead of on
+/// every allocation (bench/mixed.c, 2.2 KiB per block on average: one choice per 4 mallocs at
+/// 8 KiB, per 30 at 64 KiB). At most 64 KiB, the ledger's own settle interval: with 128 KiB,
+/// mimalloc-bench's larson (2 server threads handing their blocks to new threads) ended 60/40
+/// on a 1:1 split, within 1% at 32 or 64 KiB (the handover probe of tests/native/memtier_test.ts
+/// stayed within 0.3% either way).
 const credit_bytes_min: u64 = 8 * 1024;
-const credit_bytes_max: u64 = 128 * 1024;
+const credit_bytes_max: u64 = 64 * 1024;
 const credit_share: u64 = 64;
 /// Frees are folded into the ledger (and the ledger settled) once the thread's free budget is
 /// used up by the bytes it freed. The budget is 1/`credit_share` of what the thread holds (as a
@@ -64,6 +67,9 @@ var shared_lock: Lock = .{};
 /// the bytes sizes its credits and free budget.
 var net_estimate: std.atomic.Value(i64) = .init(0);
 var live_states: std.atomic.Value(u32) = .init(0);
+/// Bytes of frees exited threads' caches still counted (retireCachedFrees), per tier, not yet
+/// moved into the shared counts (the next settle does).
+var retired_frees: [max_tiers]std.atomic.Value(u64) = @splat(.init(0));
 
 /// This thread's tier choice and statistics deltas. Kept for the next thread when this one
 /// exits (`spare_states`): a program starting 40,000 short threads used to keep 40,000 pages.
@@ -232,8 +238,13 @@ pub fn retireCachedFrees(slot: u8, bytes: u64) void {
         ts.free_budget -= @intCast(bytes);
         return;
     }
+    // Called under the registry's lock, so no shared_lock here (fork takes shared_lock, then the
+    // registry's): parked for the next settle.
     const tier = memtier.slot_tier[slot];
-    if (tier < max_tiers) accountShared(tier, -@as(i64, @intCast(bytes)));
+    if (tier >= max_tiers) return;
+    _ = retired_frees[tier].fetchAdd(bytes, .monotonic);
+    _ = net_estimate.fetchSub(@intCast(bytes), .monotonic);
+    if (memtier.keep_stats) _ = memtier.tiers[tier].stats.bytes_now.fetchSub(@intCast(bytes), .monotonic);
 }
 
 /// STATIC_RATIO: the block of `usable` bytes just served by tier `index` opens a credit there,
@@ -328,6 +339,7 @@ fn settle(ts: *ThreadState) void {
     defer shared_lock.unlock();
     var taken = shared_counts;
     shared_counts = .{};
+    for (retired_frees[0..memtier.tier_count], 0..) |*retired, index| taken.net_bytes[index] -= @intCast(retired.swap(0, .monotonic));
     reportNet(ts);
     if (ts.ledger.settle(&taken)) shared_counts.add(taken);
     ts.settled_total = ts.ledger.counts.total(memtier.tier_count);

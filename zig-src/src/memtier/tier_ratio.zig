@@ -11,7 +11,7 @@
 //!   allocated in blocks up to 20 KiB, the realised share is within 2 points of the
 //!   configured one; a single 1 MiB block needs 50 MiB allocated before it is 2%.
 //!   The interposer asks `choose` once per credit a thread spends in the chosen
-//!   tier (thread_state.zig: 1/64 of its share of the bytes, 8-128 KiB), which widens the
+//!   tier (thread_state.zig: 1/64 of its share of the bytes, 8-64 KiB), which widens the
 //!   bound by that credit.
 //!
 //!   DYNAMIC_THRESHOLD: size >= threshold k goes to tier k+1 (the first tier whose threshold
