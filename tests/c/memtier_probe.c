@@ -19,7 +19,9 @@
  *   handover T G    T server threads, each with a table of 4000 live blocks (8..1000 B) that it
  *                   replaces at random 20,000 times, then hands to a new thread and exits
  *                   (larson's pattern), G generations; the last tables stay live at exit;
- *                   prints "handover ok BYTES"
+ *                   prints "handover ok BYTES FILE_BYTES": the live blocks' usable bytes, and
+ *                   those of them inside a file-backed tier's mapping (/proc/self/maps names
+ *                   its file memtier.*), where the blocks really are, not what the stats say
  *   place MIB       allocates MIB MiB in mixed sizes, writes every byte, counts the pages per NUMA
  *                   node with move_pages(2) (query mode) and prints one JSON line
  *                   {"bytes":B,"pages":P,"nodes":[n0,...],"absent":A,"errors":E}
@@ -341,6 +343,35 @@ static void *serve(void *arg)
     return NULL;
 }
 
+enum { file_ranges_max = 256 };
+struct range {
+    uintptr_t start, end;
+};
+
+/* The address ranges mapped from a file-backed tier's file (named memtier.* by the interposer). */
+static size_t file_tier_ranges(struct range *ranges)
+{
+    FILE *maps = fopen("/proc/self/maps", "r");
+    if (maps == NULL) die("/proc/self/maps");
+    char line[4096];
+    size_t n = 0;
+    while (fgets(line, sizeof line, maps) != NULL) {
+        unsigned long start, end;
+        if (strstr(line, "/memtier.") == NULL || sscanf(line, "%lx-%lx", &start, &end) != 2) continue;
+        check(n < file_ranges_max, "file tier ranges fit");
+        ranges[n++] = (struct range){start, end};
+    }
+    fclose(maps);
+    return n;
+}
+
+static int in_ranges(const void *p, const struct range *ranges, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((uintptr_t)p >= ranges[i].start && (uintptr_t)p < ranges[i].end) return 1;
+    return 0;
+}
+
 static int handover(long threads, long generations)
 {
     struct server *servers = map_array((size_t)threads * sizeof *servers);
@@ -359,10 +390,18 @@ static int handover(long threads, long generations)
         usleep(1000);
     }
     usleep(20000); /* the last generation's threads finish exiting */
-    size_t bytes = 0;
+    struct range *ranges = map_array(file_ranges_max * sizeof *ranges);
+    size_t range_count = file_tier_ranges(ranges);
+    size_t bytes = 0, file_bytes = 0;
     for (long t = 0; t < threads; t++)
-        for (size_t i = 0; i < handover_slots; i++) bytes += servers[t].table[i] ? malloc_usable_size(servers[t].table[i]) : 0;
-    printf("handover ok %zu\n", bytes);
+        for (size_t i = 0; i < handover_slots; i++) {
+            char *block = servers[t].table[i];
+            if (block == NULL) continue;
+            size_t usable = malloc_usable_size(block);
+            bytes += usable;
+            if (in_ranges(block, ranges, range_count)) file_bytes += usable;
+        }
+    printf("handover ok %zu %zu\n", bytes, file_bytes);
     return 0;
 }
 
