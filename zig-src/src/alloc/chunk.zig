@@ -49,6 +49,8 @@ pub const Run = struct {
     free_count: u16 = 0,
     /// slab: on its bin's list of slabs with free blocks.
     listed: bool = false,
+    /// slab: the bin shard (pool.zig) whose bin owns it; fixed while the slab lives.
+    shard: u8 = 0,
     /// slab: bit i set = block i is free (in the slab, not in any cache).
     free_bitmap: [size_class.slab_regions_max / 64]u64 = @splat(0),
     next: ?*Run = null,

@@ -75,6 +75,39 @@ test "a block freed by another thread is reused, not lost" {
     for (blocks) |b| free(@ptrFromInt(b), "test");
 }
 
+test "two threads alive at once cut their small blocks from different slabs (bin shards)" {
+    const p = try testPool();
+    defer registry.destroy(p);
+    const count = 64;
+    const Worker = struct {
+        fn run(pool: *Pool, out: *[count]usize, ready: *std.atomic.Value(bool), done: *std.atomic.Value(bool)) void {
+            for (out) |*b| b.* = @intFromPtr(pool.alloc(48).?);
+            ready.store(true, .release);
+            while (!done.load(.acquire)) std.Thread.yield() catch {};
+            for (out) |b| free(@ptrFromInt(b), "test");
+        }
+    };
+    var theirs: [count]usize = undefined;
+    var ready: std.atomic.Value(bool) = .init(false);
+    var done: std.atomic.Value(bool) = .init(false);
+    const t = try std.Thread.spawn(.{}, Worker.run, .{ p, &theirs, &ready, &done });
+    while (!ready.load(.acquire)) std.Thread.yield() catch {};
+    var ours: [count]usize = undefined;
+    for (&ours) |*b| b.* = @intFromPtr(p.alloc(48).?);
+    // A slab of 48 B blocks spans one or a few pages: no page holds blocks of both threads.
+    var shared_pages: usize = 0;
+    for (ours) |a| {
+        for (theirs) |b| {
+            if (a / page_bytes == b / page_bytes) shared_pages += 1;
+        }
+    }
+    done.store(true, .release);
+    t.join();
+    for (ours) |b| free(@ptrFromInt(b), "test");
+    // One CPU: a single shard, nothing runs at once to share lines with.
+    if (registry.shardCount() > 1) try testing.expectEqual(@as(usize, 0), shared_pages);
+}
+
 test "realloc keeps contents and the block's pool" {
     const p = try testPool();
     defer registry.destroy(p);

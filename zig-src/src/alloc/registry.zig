@@ -89,6 +89,7 @@ fn initDefaultPool() *Pool {
         _ = linux.getrandom(@ptrCast(&random), @sizeOf(usize), 0);
         pool_mod.secret = random | 1;
         const policy = policyFromEnvironment(); // exits(2) on a bad policy
+        shard_count = shardCountForCpus();
         const p = createLocked(&policy, .anonymous, 0) orelse {
             report.writeAll("hmalloc: cannot map the default pool's metadata: out of memory\n");
             std.c.abort();
@@ -134,8 +135,9 @@ fn createLocked(policy: *const Policy, source: pool_mod.ChunkSource, slot: usize
         .source = source,
         .clean_pages_are_zero = source == .anonymous,
         .bins = undefined,
+        .empty_slabs = undefined,
     };
-    for (&p.bins, 0..) |*bin, class| bin.* = .{ .class = @intCast(class) };
+    p.resetBins();
     slots[slot].store(p, .release);
     return p;
 }
@@ -179,10 +181,47 @@ pub fn initThreadCache(p: *Pool) ?*thread_cache.PoolCache {
         tc.next = thread_caches;
         if (thread_caches) |head| head.prev = tc;
         thread_caches = tc;
+        assignShardLocked(tc);
     }
     thread_cache.setCurrent(tc);
     if (key_ready.load(.acquire)) _ = std.c.pthread_setspecific(thread_key, tc);
     return tc.pools[p.slot] orelse initPoolCacheInner(tc, p);
+}
+
+// ---- bin shards -----------------------------------------------------------------
+//
+// A thread refills its caches from the bins of one shard of each pool (pool.max_shards): the
+// shard with the fewest live threads when its cache set is made, like jemalloc's choice of an
+// arena. `shard_count` is twice the CPUs the process may run on (1 on one CPU: nothing runs at
+// once there), at most pool.max_shards; set with the default pool. Guarded by `lock`.
+
+var shard_count: u8 = 1;
+var shard_threads: [pool_mod.max_shards]u32 = @splat(0);
+
+/// The bin shards in use (for tests).
+pub fn shardCount() u8 {
+    return shard_count;
+}
+
+fn shardCountForCpus() u8 {
+    var set: linux.cpu_set_t = undefined;
+    if (linux.sched_getaffinity(0, @sizeOf(linux.cpu_set_t), &set) != 0) return 1;
+    const cpus = linux.CPU_COUNT(set);
+    if (cpus <= 1) return 1;
+    return @intCast(@min(2 * cpus, pool_mod.max_shards));
+}
+
+/// The shard with the fewest threads, now with one more (under `lock`).
+fn assignShardLocked(tc: *thread_cache.ThreadCache) void {
+    var best: u8 = 0;
+    for (1..shard_count) |shard| {
+        if (shard_threads[shard] < shard_threads[best]) best = @intCast(shard);
+    }
+    shard_threads[best] += 1;
+    tc.shard = best;
+    for (tc.pools) |entry| if (entry) |cache| {
+        cache.shard = best;
+    };
 }
 
 pub fn initPoolCache(tc: *thread_cache.ThreadCache, p: *Pool) ?*thread_cache.PoolCache {
@@ -195,6 +234,7 @@ pub fn initPoolCache(tc: *thread_cache.ThreadCache, p: *Pool) ?*thread_cache.Poo
 fn initPoolCacheInner(tc: *thread_cache.ThreadCache, p: *Pool) ?*thread_cache.PoolCache {
     assert(p.slot != 0); // slot 0's cache is part of the ThreadCache
     const cache = thread_cache.createPoolCache() orelse return null;
+    cache.shard = tc.shard;
     tc.pools[p.slot] = cache;
     return cache;
 }
@@ -226,6 +266,8 @@ fn threadExit(value: *anyopaque) callconv(.c) void {
     }
     if (tc.prev) |prev| prev.next = tc.next else thread_caches = tc.next;
     if (tc.next) |next| next.prev = tc.prev;
+    assert(shard_threads[tc.shard] > 0);
+    shard_threads[tc.shard] -= 1;
     // Kept for the next thread with its (now empty) caches of other pools:
     // a program starting a thread per task made an mmap and a munmap per
     // thread (mimalloc-bench's mleak), and per pool with two tiers
@@ -282,7 +324,7 @@ fn forkPrepare() callconv(.c) void {
     var file_backed = false;
     for (&slots) |*s| {
         const p = s.load(.monotonic) orelse continue;
-        for (&p.bins) |*bin| bin.lock.lock();
+        for (&p.bins) |*shard_bins| for (shard_bins) |*bin| bin.lock.lock();
         p.page_lock.lock();
         if (p.source == .file) file_backed = true;
     }
@@ -313,7 +355,9 @@ fn forkChild() callconv(.c) void {
     page_map.resetInChild();
     for (&slots) |*s| {
         const p = s.load(.monotonic) orelse continue;
-        for (&p.bins) |*bin| bin.lock = .{};
+        for (&p.bins) |*shard_bins| for (shard_bins) |*bin| {
+            bin.lock = .{};
+        };
         p.page_lock = .{};
         p.privatizeAfterFork();
     }
@@ -327,9 +371,11 @@ fn forkChild() callconv(.c) void {
     lock = .{};
     // Only the forking thread lives on; the others' caches are unreachable.
     thread_caches = thread_cache.current();
+    shard_threads = @splat(0);
     if (thread_caches) |tc| {
         tc.next = null;
         tc.prev = null;
+        shard_threads[tc.shard] = 1;
     }
 }
 
@@ -337,10 +383,14 @@ fn unlockAllPools() void {
     for (&slots) |*s| {
         const p = s.load(.monotonic) orelse continue;
         p.page_lock.unlock();
-        var i: usize = size_class.count;
-        while (i > 0) {
-            i -= 1;
-            p.bins[i].lock.unlock();
+        var shard: usize = pool_mod.max_shards;
+        while (shard > 0) {
+            shard -= 1;
+            var i: usize = size_class.count;
+            while (i > 0) {
+                i -= 1;
+                p.bins[shard][i].lock.unlock();
+            }
         }
     }
 }

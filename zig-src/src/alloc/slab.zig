@@ -2,8 +2,10 @@
 //!
 //! What: a slab is a run of pages (see chunk.zig) cut into equal blocks of
 //! one size class; its descriptor holds a bitmap of the blocks that are free
-//! *in the slab*. A bin (one per pool and class) owns the slabs of its class
-//! that still have free blocks, on a list, under the bin's own lock.
+//! *in the slab*. A bin (one per pool, class and bin shard) owns the slabs of
+//! its class that still have free blocks, on a list, under the bin's own lock.
+//! A slab stays in the shard that cut it: blocks another thread frees go back
+//! to it, whatever that thread's shard.
 //!
 //! Threads do not allocate from bins one block at a time: their caches
 //! (thread_cache.zig) take a batch with `fill` and give a batch back with
@@ -15,8 +17,8 @@
 //!
 //! A slab whose blocks are all free again goes back to its chunk as free
 //! pages (then purged after the decay), except for about 64 KiB of empty
-//! slabs per bin (at least two), kept to absorb the alloc/free ping-pong of
-//! batches.
+//! slabs per class (at least two, in all shards together), kept to absorb the
+//! alloc/free ping-pong of batches.
 //!
 //! Trade-off: a per-class lock contends when many threads refill the same
 //! class at once; batches make that rare for 2–64 threads, and it keeps
@@ -34,12 +36,17 @@ const empty_kept_bytes: usize = 64 * 1024;
 pub const Bin = struct {
     lock: Lock = .{},
     class: size_class.ClassIndex = 0,
+    /// The pool's bin shard this bin belongs to (its slabs carry it).
+    shard: u8 = 0,
     /// Slabs with at least one free block.
     nonfull: ?*Run = null,
     /// Slabs this bin owns (full ones included).
     slab_count: usize = 0,
     /// Of those, slabs with every block free, kept for reuse.
     empty_count: usize = 0,
+    /// The empty slabs of this class in all the pool's bin shards (null: this bin alone): what
+    /// `emptySlabsKept` bounds, so that shards do not multiply the memory kept.
+    class_empty_count: ?*std.atomic.Value(u32) = null,
 
     /// Moves up to `out.len` free blocks out of the bin's slabs into `out`.
     /// Returns how many; 0 means the bin needs a new slab (`addSlab`).
@@ -51,7 +58,7 @@ pub const Bin = struct {
             const slab = bin.nonfull orelse break;
             assert(slab.kind == .slab and slab.class == bin.class and slab.free_count > 0);
             const base = slab.base();
-            if (slab.free_count == size_class.geometry(bin.class).regions) bin.empty_count -= 1;
+            if (slab.free_count == size_class.geometry(bin.class).regions) bin.noteEmpty(-1);
             for (&slab.free_bitmap, 0..) |*word, w| {
                 while (word.* != 0 and n < out.len) {
                     const bit = @ctz(word.*);
@@ -76,7 +83,7 @@ pub const Bin = struct {
         for (blocks) |block| {
             const c = chunk.Chunk.fromAddress(block);
             const slab = c.runOf(block).?;
-            assert(slab.kind == .slab and slab.class == bin.class);
+            assert(slab.kind == .slab and slab.class == bin.class and slab.shard == bin.shard);
             const index = size_class.regionIndex(bin.class, block - slab.base());
             assert(block == slab.base() + index * size);
             const mask = @as(u64, 1) << @intCast(index & 63);
@@ -86,8 +93,8 @@ pub const Bin = struct {
             const regions = size_class.geometry(bin.class).regions;
             if (slab.free_count == 1) bin.list(slab);
             if (slab.free_count == regions) {
-                if (bin.empty_count < emptySlabsKept(bin.class) or bin.slab_count == 1) {
-                    bin.empty_count += 1;
+                if (bin.emptyCount() < emptySlabsKept(bin.class) or bin.slab_count == 1) {
+                    bin.noteEmpty(1);
                 } else {
                     bin.unlist(slab);
                     bin.slab_count -= 1;
@@ -97,8 +104,20 @@ pub const Bin = struct {
         }
     }
 
+    /// The empty slabs `emptySlabsKept` bounds: the class's in all shards, or this bin's.
+    inline fn emptyCount(bin: *const Bin) usize {
+        return if (bin.class_empty_count) |count| count.load(.monotonic) else bin.empty_count;
+    }
+
+    /// A slab of this bin became empty (+1) or stopped being so (-1).
+    inline fn noteEmpty(bin: *Bin, delta: i2) void {
+        if (delta > 0) bin.empty_count += 1 else bin.empty_count -= 1;
+        const count = bin.class_empty_count orelse return;
+        if (delta > 0) _ = count.fetchAdd(1, .monotonic) else _ = count.fetchSub(1, .monotonic);
+    }
+
     /// Empty slabs a bin keeps instead of giving their pages back: about
-    /// `empty_kept_bytes` worth, at least two. They absorb the alloc/free
+    /// `empty_kept_bytes` worth, at least two, for all shards of a class together. They absorb the alloc/free
     /// ping-pong of a producer and a consumer thread at batch boundaries,
     /// which otherwise costs a page-run round trip per slab. Two, because
     /// the classes whose slab alone exceeds the budget (≥ 64 KiB slabs of
@@ -117,6 +136,7 @@ pub const Bin = struct {
         assert(run.pages == g.pages and run.kind == .unused);
         run.kind = .slab;
         run.class = bin.class;
+        run.shard = bin.shard;
         run.free_count = g.regions;
         run.free_bitmap = @splat(0);
         var i: usize = 0;
@@ -126,7 +146,7 @@ pub const Bin = struct {
         }
         run.chunk().markSlab(run, bin.class);
         bin.slab_count += 1;
-        bin.empty_count += 1;
+        bin.noteEmpty(1);
         bin.list(run);
     }
 
