@@ -246,12 +246,14 @@ pub const Chunk = struct {
     }
 
     /// `purge`, except pages [start, start + pages), which stay dirty (a run
-    /// just freed, likely to be taken again at once).
-    pub fn purgeExcept(c: *Chunk, start: usize, pages: usize) usize {
+    /// just freed, likely to be taken again at once), and ranges of fewer than
+    /// `min_range_pages` dirty pages (a page between two slabs, soon taken
+    /// again by another: a system call and a page fault each, for 4 KiB).
+    pub fn purgeExcept(c: *Chunk, start: usize, pages: usize, min_range_pages: usize) usize {
         var marked = c.dirty_map;
         clearBits(&marked, start, pages);
-        const purged = c.purgeMarked(&marked);
-        c.old_dirty_map = @splat(0);
+        const purged = c.purgeMarkedRanges(&marked, min_range_pages);
+        for (&c.old_dirty_map, c.dirty_map) |*o, dirty| o.* &= dirty;
         return purged;
     }
 
@@ -263,11 +265,21 @@ pub const Chunk = struct {
     /// Purges the (free, dirty) pages marked in `marked` and clears their
     /// dirty bits; returns how many.
     fn purgeMarked(c: *Chunk, marked: *const [map_words]u64) usize {
+        return c.purgeMarkedRanges(marked, 1);
+    }
+
+    /// `purgeMarked` of the marked ranges of at least `min_range_pages` pages.
+    fn purgeMarkedRanges(c: *Chunk, marked: *const [map_words]u64, min_range_pages: usize) usize {
+        assert(min_range_pages >= 1);
         var purged: usize = 0;
         var page: usize = header_pages;
         while (page < pages_per_chunk) {
             const start = firstSet(marked, page, pages_per_chunk) orelse break;
             const end = firstClear(marked, start, pages_per_chunk) orelse pages_per_chunk;
+            if (end - start < min_range_pages) {
+                page = end;
+                continue;
+            }
             assert(firstClear(&c.free_map, start, end) == null);
             const addr = @intFromPtr(c) + start * page_bytes;
             _ = linux.madvise(@ptrFromInt(addr), (end - start) * page_bytes, linux.MADV.DONTNEED);
@@ -363,7 +375,7 @@ test "purgeExcept keeps the given pages dirty and purges the others" {
     const b_start = c.runStart(b);
     _ = c.freeRun(a);
     _ = c.freeRun(b);
-    try std.testing.expectEqual(@as(usize, 4), c.purgeExcept(b_start, 8));
+    try std.testing.expectEqual(@as(usize, 4), c.purgeExcept(b_start, 8, 1));
     try std.testing.expectEqual(@as(usize, 8), countBits(&c.dirty_map, b_start, 8));
     try std.testing.expectEqual(@as(usize, 8), c.purge());
 }

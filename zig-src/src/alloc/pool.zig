@@ -40,10 +40,16 @@
 //! time refaulting (mimalloc-bench's rptest: 31k page faults per run at a fixed
 //! 256 KiB cap, 13k adaptive; mimalloc 4k) — up to `dirty_cap_max_pages`, and
 //! halves at each decay tick without a cap purge. The cap in force is at most
-//! half the pages in use, so a program that frees what it had gets its pages
-//! purged at its next frees whatever the cap grew to; a program that frees a
-//! little and then idles keeps at most the cap plus `hard_extra_pages` plus one
-//! block (≤ 2 MiB) resident until its next free after a decay tick.
+//! the pages freed since the peak of the pages in use (since the last decay
+//! tick), so dirty pages never lift a pool's resident pages much above that
+//! peak (mstress, threads re-created 25 times: 37k page faults per run with
+//! half the pages in use as the bound, 22k so; mimalloc 3.7k) — and at most
+//! half the pages in use once those fell below 1/8 of the peak, so a program
+//! that frees what it had gets its pages purged at its next frees whatever the
+//! cap grew to; a program that frees a little and then idles keeps at most the
+//! cap plus `hard_extra_pages` plus one block (≤ 2 MiB) resident until its
+//! next free after a decay tick. A cap purge skips ranges shorter than
+//! `purge_range_min_pages` when the longer ones suffice.
 const std = @import("std");
 const builtin = @import("builtin");
 const assert = std.debug.assert;
@@ -96,8 +102,15 @@ const churn_streak_min: u32 = 4;
 /// The cap's ceiling: 1/`cap_ceiling_share` of the pool's chunks, at most 32 MiB.
 const cap_ceiling_share: usize = 2;
 const dirty_cap_max_pages: usize = 8192;
+/// A pool whose pages in use fell below 1/this of their peak keeps dirty pages as if it had
+/// grown no cap (`effectiveCapPages`).
+const shrunk_share: usize = 8;
 /// Over the cap plus this many pages (1 MiB), a purge does not wait for `cap_purge_ns`.
 const hard_extra_pages: usize = 256;
+/// A cap purge skips dirty ranges shorter than this when the longer ones bring the pool to
+/// half its cap (`purgeAllBut`). mimalloc-bench's mstress (threads re-created 25 times, their
+/// slabs emptied at each exit) made 2,159 madvise calls per run, 893 of them for one page.
+const purge_range_min_pages: usize = 16;
 /// Free pages older than one to two of these intervals are purged.
 const decay_ns: u64 = 1_000_000_000;
 /// Bin shards per pool (registry.zig assigns each thread the one with the fewest threads and
@@ -136,8 +149,10 @@ pub const Pool = struct {
     last_cap_purge_ns: u64 = 0,
     /// Dirty pages the pool keeps before purging (adaptive, see the file comment).
     dirty_cap_pages: usize = dirty_max_pages,
-    /// Pages in runs (slabs and large blocks), for `effectiveCapPages`.
+    /// Pages in runs (slabs and large blocks), and the most since the last decay tick, for
+    /// `effectiveCapPages`.
     used_pages: usize = 0,
+    peak_used_pages: usize = 0,
     /// A cap purge happened since the last decay tick.
     cap_purged_since_tick: bool = false,
     /// Pages the last cap purge purged, purged pages runs took again since, and cap purges
@@ -352,6 +367,7 @@ pub const Pool = struct {
         pool.dirty_pages -= c.takeDirty(run);
         pool.refaulted_pages += c.takePurged(run);
         pool.used_pages += run.pages;
+        pool.peak_used_pages = @max(pool.peak_used_pages, pool.used_pages);
         pool.assertDirtyPages();
         return run;
     }
@@ -417,6 +433,7 @@ pub const Pool = struct {
             while (it) |chunk| : (it = chunk.next) pool.dirty_pages -= chunk.purgeOld();
             huge.expireLocked(pool, now);
             pool.last_purge_ns = now;
+            pool.peak_used_pages = pool.used_pages;
             if (!pool.cap_purged_since_tick) pool.dirty_cap_pages = @max(dirty_max_pages, pool.dirty_cap_pages / 2);
             pool.cap_purged_since_tick = false;
         }
@@ -429,11 +446,19 @@ pub const Pool = struct {
         return pool.effectiveCapPages() + hard_extra_pages;
     }
 
-    /// The cap in force: the adaptive cap, but at most half the pages in use (so a program
-    /// that frees what it had gives the pages back at its next frees, whatever its cap grew
-    /// to), and never below `dirty_max_pages`.
+    /// The cap in force: the adaptive cap, but at most the pages freed since the peak of the
+    /// pages in use (since the last decay tick), so dirty pages never lift the pool's
+    /// resident pages above that peak by more than the base cap `dirty_max_pages` (the
+    /// floor). A pool down to 1/`shrunk_share` of its peak is shrinking, not churning: it
+    /// keeps at most half the pages in use, so a program that frees what it had gives the
+    /// pages back at its next frees, whatever its cap grew to.
     inline fn effectiveCapPages(pool: *const Pool) usize {
-        return @max(dirty_max_pages, @min(pool.dirty_cap_pages, pool.used_pages / 2));
+        assert(pool.peak_used_pages >= pool.used_pages);
+        const room = if (pool.used_pages * shrunk_share < pool.peak_used_pages)
+            pool.used_pages / 2
+        else
+            pool.peak_used_pages - pool.used_pages;
+        return @max(dirty_max_pages, @min(pool.dirty_cap_pages, room));
     }
 
     /// A cap purge is due: `churn_streak_min` of them that were undone (runs took at least
@@ -459,11 +484,14 @@ pub const Pool = struct {
 
     /// Purges every dirty page of the pool except [start, start + pages) of `keep`.
     fn purgeAllBut(pool: *Pool, keep: *Chunk, start: usize, pages: usize) void {
-        var it = pool.chunks;
-        while (it) |c| : (it = c.next) {
-            pool.dirty_pages -= if (c == keep) c.purgeExcept(start, pages) else c.purge();
+        // The ranges of `purge_range_min_pages` first: if they bring the pool to half its cap,
+        // the short ones (pages between slabs) stay dirty for the slabs that come next.
+        for ([_]usize{ purge_range_min_pages, 1 }) |min_range| {
+            var it = pool.chunks;
+            while (it) |c| : (it = c.next) pool.dirty_pages -= c.purgeExcept(if (c == keep) start else 0, if (c == keep) pages else 0, min_range);
+            if (pool.dirty_pages <= pages + pool.effectiveCapPages() / 2) break;
         }
-        assert(pool.dirty_pages <= pages);
+        assert(pool.dirty_pages <= pages + pool.effectiveCapPages() / 2);
         pool.assertDirtyPages();
     }
 

@@ -159,6 +159,29 @@ test "a load whose purges are undone at once grows the dirty-page cap; frees alo
     try testing.expect(p.dirty_cap_pages <= p.stats.mapped_bytes.load(.monotonic) / page_bytes / 2);
 }
 
+test "the cap in force: the grown cap below the recent peak, the base cap at the peak and once the pool shrank to 1/8 of it" {
+    const p = try testPool();
+    defer registry.destroy(p);
+    const hard_extra = p.dirtyHardLimitPages() - dirty_max_pages; // an empty pool: the base cap
+    p.dirty_cap_pages = 4096; // grown by churn
+    p.peak_used_pages = 6000;
+    p.used_pages = 3000; // freed 3000 pages since the peak: they may stay dirty
+    try testing.expectEqual(@as(usize, 3000) + hard_extra, p.dirtyHardLimitPages());
+    p.used_pages = 1000; // freed 5000, more than the grown cap
+    try testing.expectEqual(@as(usize, 4096) + hard_extra, p.dirtyHardLimitPages());
+    p.used_pages = 6000; // at the peak: nothing freed to keep
+    try testing.expectEqual(dirty_max_pages + hard_extra, p.dirtyHardLimitPages());
+    p.used_pages = 700; // below 1/8 of the peak: shrinking, half the pages in use at most
+    try testing.expectEqual(@as(usize, 350) + hard_extra, p.dirtyHardLimitPages());
+    p.used_pages = 100; // and never below the base cap
+    try testing.expectEqual(dirty_max_pages + hard_extra, p.dirtyHardLimitPages());
+    p.used_pages = 740;
+    p.peak_used_pages = 5000; // not below 1/8
+    try testing.expectEqual(@as(usize, 4096) + hard_extra, p.dirtyHardLimitPages());
+    p.used_pages = 0;
+    p.peak_used_pages = 0;
+}
+
 test "mbind calls stay within 512 per GiB allocated" {
     var policy: Policy = .{};
     policy.mode = .bind;
