@@ -277,6 +277,24 @@ Deno.test({
   },
 });
 
+for (const config of configs) {
+  Deno.test({
+    name:
+      `${config.name}: C++ operator new and delete (all 9 forms probed) are the interposer's; aligned, sized, nothrow and throwing forms behave as the standard says`,
+    ignore,
+    fn: async () => {
+      const exe = await buildCProgram("cxx_operators", {
+        hmalloc: false,
+        cxx: true,
+        extra: ["-fsized-deallocation", "-ldl"],
+      });
+      const r = await exec(exe, ["libmemtier"], under(config.tiers));
+      expectOk(r, "cxx_operators");
+      assert.equal(r.stdout, "cxx ok 9\n");
+    },
+  });
+}
+
 // ---- the byte split -----------------------------------------------------------------
 
 /** FS_DAX bytes / DRAM bytes from the summary, and its deviation from 4 in percent. */

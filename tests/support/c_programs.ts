@@ -61,16 +61,19 @@ export interface BuildOptions {
   hmalloc?: boolean;
   /** Extra gcc arguments. */
   extra?: readonly string[];
+  /** C++: compile `tests/c/NAME.cpp` with g++ (C++17) instead of `NAME.c` with gcc. */
+  cxx?: boolean;
 }
 
 const built = new Map<string, Promise<string>>();
 
 /**
- * Compiles `tests/c/NAME.c` into `tests/out/NAME` (once per test process) and returns the
- * executable's absolute path. Throws with gcc's messages when compiling fails.
+ * Compiles `tests/c/NAME.c` (or `NAME.cpp`, see {@link BuildOptions.cxx}) into `tests/out/NAME`
+ * (once per test process) and returns the executable's absolute path. Throws with the
+ * compiler's messages when compiling fails.
  */
 export function buildCProgram(name: string, opts: BuildOptions = {}): Promise<string> {
-  const key = JSON.stringify([name, opts.hmalloc ?? true, opts.extra ?? []]);
+  const key = JSON.stringify([name, opts.hmalloc ?? true, opts.extra ?? [], opts.cxx ?? false]);
   let exe = built.get(key);
   if (exe === undefined) {
     exe = compile(name, opts);
@@ -100,19 +103,21 @@ async function compile(name: string, opts: BuildOptions): Promise<string> {
     "-Wall",
     "-Wextra",
     "-Werror",
-    "-std=gnu11",
+    opts.cxx ? "-std=gnu++17" : "-std=gnu11",
     "-I",
     include,
     "-o",
     exe,
-    `${repoRoot}/tests/c/${name}.c`,
+    `${repoRoot}/tests/c/${name}.${opts.cxx ? "cpp" : "c"}`,
     ...(linkHmalloc ? ["-L", libDir, "-lhmalloc", `-Wl,-rpath,${libDir}`] : []),
     ...(opts.extra ?? []),
   ];
-  const out = await new Deno.Command("gcc", { args, stdout: "piped", stderr: "piped" }).output();
+  const compiler = opts.cxx ? "g++" : "gcc";
+  const source = `${name}.${opts.cxx ? "cpp" : "c"}`;
+  const out = await new Deno.Command(compiler, { args, stdout: "piped", stderr: "piped" }).output();
   if (!out.success) {
     const err = new TextDecoder().decode(out.stderr);
-    throw new Error(`gcc ${name}.c failed (rc ${out.code}):\n${err}`);
+    throw new Error(`${compiler} ${source} failed (rc ${out.code}):\n${err}`);
   }
   return exe;
 }

@@ -8,6 +8,8 @@
 //! malloc(0) returns a unique block (memkind returned NULL, which breaks
 //! grep); free(NULL) does nothing and allocates nothing.
 //!
+//! C++'s operator new and delete come here too (cxx_operators.zig).
+//!
 //! These work before the library's constructor runs (the dynamic loader and
 //! libc allocate early): the first call loads the configuration.
 const std = @import("std");
@@ -18,6 +20,10 @@ const report = @import("alloc").report;
 const size_class = @import("alloc").size_class;
 
 const page_bytes = size_class.page_size_bytes;
+
+comptime {
+    _ = @import("cxx_operators.zig"); // C++'s operator new and delete
+}
 
 fn constructor() callconv(.c) void {
     _ = memtier.ensureReady();
@@ -33,7 +39,7 @@ inline fn allocate(size: usize, alignment: usize, zeroed: bool) ?*anyopaque {
     return memtier.allocate(size, alignment, zeroed);
 }
 
-export fn malloc(size: usize) ?*anyopaque {
+pub export fn malloc(size: usize) ?*anyopaque {
     if (memtier.plain_default) {
         @branchHint(.likely);
         return pool_mod.allocDefault(size);
@@ -54,7 +60,7 @@ export fn calloc(nmemb: usize, size: usize) ?*anyopaque {
     return allocate(total, 0, true);
 }
 
-export fn free(ptr: ?*anyopaque) void {
+pub export fn free(ptr: ?*anyopaque) void {
     const address = @intFromPtr(ptr);
     if (memtier.plain_pool != null) {
         @branchHint(.likely);
@@ -124,7 +130,7 @@ export fn posix_memalign(memptr: *?*anyopaque, alignment: usize, size: usize) c_
     return 0;
 }
 
-export fn aligned_alloc(alignment: usize, size: usize) ?*anyopaque {
+pub export fn aligned_alloc(alignment: usize, size: usize) ?*anyopaque {
     if (alignment == 0 or !std.math.isPowerOfTwo(alignment)) return report.fail(.INVAL);
     return allocate(size, alignment, false);
 }
