@@ -122,10 +122,11 @@ export function rssSlackKib(report: ThreadsReport, pools: number = 1): number {
  * Pools the run's blocks come from: memtier with an FS_DAX tier has two (DRAM and the file tier),
  * and each keeps its own empty slabs (up to 3.2 MiB over the 41 classes), dirty pages (up to
  * 1 MiB) and partly used chunks once all is freed. Measured with 8 threads: 10-27 MiB kept, most of
- * it in the file tier's mapping, against 7-14 MiB for memtier with DRAM alone. Since the bin
- * shards (pool.zig), 8 threads with two tiers keep 23-37 MiB (15-21 MiB before, same machine, same
- * day): the per-pool constant went from 16 to 20 MiB. Not yet explained (a guess: the blocks the
- * freeing thread's cache still holds pin slabs of more shards); noted on issue 13.
+ * it in the file tier's mapping, against 7-14 MiB for memtier with DRAM alone. Since the
+ * allocator changes of 2026-12-07's third stop, 8 threads with two tiers keep 22-37 MiB (11-24 MiB
+ * before, same machine, same day): the per-pool constant went from 16 to 20 MiB. Not located:
+ * forcing a single bin shard, with per-bin empty-slab budgets, still kept 22-32 MiB; noted on
+ * issue 13.
  */
 function poolsOf(api: Api): number {
   return api === "memtier+fsdax" ? 2 : 1;
