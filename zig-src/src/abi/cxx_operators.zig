@@ -63,86 +63,68 @@ export fn _ZnamRKSt9nothrow_t(size: usize, tag: *const anyopaque) ?*anyopaque {
     return api.malloc(size) orelse nextOperator(NewNothrowFn, "_ZnamRKSt9nothrow_t")(size, tag);
 }
 
-/// C++17 aligned new: `alignment` is a power of two (std::align_val_t's contract).
-inline fn allocAligned(size: usize, alignment: usize) ?*anyopaque {
-    if (alignment == 0 or !std.math.isPowerOfTwo(alignment)) return null;
-    return api.aligned_alloc(alignment, size);
-}
+// C++17 aligned new: aligned_alloc refuses an alignment that is not a power of two (which
+// std::align_val_t's contract excludes) with null, and the next definition then decides.
 
 export fn _ZnwmSt11align_val_t(size: usize, alignment: usize) ?*anyopaque {
-    return allocAligned(size, alignment) orelse nextOperator(NewAlignedFn, "_ZnwmSt11align_val_t")(size, alignment);
+    return api.aligned_alloc(alignment, size) orelse nextOperator(NewAlignedFn, "_ZnwmSt11align_val_t")(size, alignment);
 }
 
 export fn _ZnamSt11align_val_t(size: usize, alignment: usize) ?*anyopaque {
-    return allocAligned(size, alignment) orelse nextOperator(NewAlignedFn, "_ZnamSt11align_val_t")(size, alignment);
+    return api.aligned_alloc(alignment, size) orelse nextOperator(NewAlignedFn, "_ZnamSt11align_val_t")(size, alignment);
 }
 
 export fn _ZnwmSt11align_val_tRKSt9nothrow_t(size: usize, alignment: usize, tag: *const anyopaque) ?*anyopaque {
-    return allocAligned(size, alignment) orelse
+    return api.aligned_alloc(alignment, size) orelse
         nextOperator(NewAlignedNothrowFn, "_ZnwmSt11align_val_tRKSt9nothrow_t")(size, alignment, tag);
 }
 
 export fn _ZnamSt11align_val_tRKSt9nothrow_t(size: usize, alignment: usize, tag: *const anyopaque) ?*anyopaque {
-    return allocAligned(size, alignment) orelse
+    return api.aligned_alloc(alignment, size) orelse
         nextOperator(NewAlignedNothrowFn, "_ZnamSt11align_val_tRKSt9nothrow_t")(size, alignment, tag);
 }
 
 // ---- delete -----------------------------------------------------------------------
+//
+// Every form frees the block; the scalar (`_Zdl…`) and array (`_Zda…`) forms of each signature
+// are one function exported under both names.
 
-export fn _ZdlPv(ptr: ?*anyopaque) void {
+fn deletePlain(ptr: ?*anyopaque) callconv(.c) void {
     api.free(ptr);
 }
 
-export fn _ZdaPv(ptr: ?*anyopaque) void {
-    api.free(ptr);
-}
-
-export fn _ZdlPvm(ptr: ?*anyopaque, size: usize) void {
+fn deleteSized(ptr: ?*anyopaque, size: usize) callconv(.c) void {
     _ = size;
     api.free(ptr);
 }
 
-export fn _ZdaPvm(ptr: ?*anyopaque, size: usize) void {
-    _ = size;
-    api.free(ptr);
-}
-
-export fn _ZdlPvRKSt9nothrow_t(ptr: ?*anyopaque, tag: *const anyopaque) void {
+fn deleteNothrow(ptr: ?*anyopaque, tag: *const anyopaque) callconv(.c) void {
     _ = tag;
     api.free(ptr);
 }
 
-export fn _ZdaPvRKSt9nothrow_t(ptr: ?*anyopaque, tag: *const anyopaque) void {
-    _ = tag;
-    api.free(ptr);
-}
-
-export fn _ZdlPvSt11align_val_t(ptr: ?*anyopaque, alignment: usize) void {
+fn deleteAligned(ptr: ?*anyopaque, alignment: usize) callconv(.c) void {
     _ = alignment;
     api.free(ptr);
 }
 
-export fn _ZdaPvSt11align_val_t(ptr: ?*anyopaque, alignment: usize) void {
-    _ = alignment;
-    api.free(ptr);
-}
-
-export fn _ZdlPvmSt11align_val_t(ptr: ?*anyopaque, size: usize, alignment: usize) void {
+fn deleteSizedAligned(ptr: ?*anyopaque, size: usize, alignment: usize) callconv(.c) void {
     _ = .{ size, alignment };
     api.free(ptr);
 }
 
-export fn _ZdaPvmSt11align_val_t(ptr: ?*anyopaque, size: usize, alignment: usize) void {
-    _ = .{ size, alignment };
-    api.free(ptr);
-}
-
-export fn _ZdlPvSt11align_val_tRKSt9nothrow_t(ptr: ?*anyopaque, alignment: usize, tag: *const anyopaque) void {
+fn deleteAlignedNothrow(ptr: ?*anyopaque, alignment: usize, tag: *const anyopaque) callconv(.c) void {
     _ = .{ alignment, tag };
     api.free(ptr);
 }
 
-export fn _ZdaPvSt11align_val_tRKSt9nothrow_t(ptr: ?*anyopaque, alignment: usize, tag: *const anyopaque) void {
-    _ = .{ alignment, tag };
-    api.free(ptr);
+comptime {
+    for ([_][]const u8{ "_ZdlPv", "_ZdaPv" }) |prefix| {
+        @export(&deletePlain, .{ .name = prefix });
+        @export(&deleteSized, .{ .name = prefix ++ "m" });
+        @export(&deleteNothrow, .{ .name = prefix ++ "RKSt9nothrow_t" });
+        @export(&deleteAligned, .{ .name = prefix ++ "St11align_val_t" });
+        @export(&deleteSizedAligned, .{ .name = prefix ++ "mSt11align_val_t" });
+        @export(&deleteAlignedNothrow, .{ .name = prefix ++ "St11align_val_tRKSt9nothrow_t" });
+    }
 }

@@ -246,7 +246,9 @@ pub const Pool = struct {
         const cbin = cache.bin(class);
         assert(cbin.count == 0);
         const want = cbin.capacity / 2;
-        const got = pool.takeBlocks(cache.shard, class, cbin.items[0..want]);
+        // The thread's shard: cacheOf made this thread's cache current before the cache came.
+        const shard = if (thread_cache.current()) |tc| tc.shard else 0;
+        const got = pool.takeBlocks(shard, class, cbin.items[0..want]);
         if (got == 0) return report.fail(.NOMEM);
         cbin.count = @intCast(got - 1);
         const block = cbin.items[got - 1];

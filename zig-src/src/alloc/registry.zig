@@ -219,9 +219,6 @@ fn assignShardLocked(tc: *thread_cache.ThreadCache) void {
     }
     shard_threads[best] += 1;
     tc.shard = best;
-    for (tc.pools) |entry| if (entry) |cache| {
-        cache.shard = best;
-    };
 }
 
 pub fn initPoolCache(tc: *thread_cache.ThreadCache, p: *Pool) ?*thread_cache.PoolCache {
@@ -234,7 +231,6 @@ pub fn initPoolCache(tc: *thread_cache.ThreadCache, p: *Pool) ?*thread_cache.Poo
 fn initPoolCacheInner(tc: *thread_cache.ThreadCache, p: *Pool) ?*thread_cache.PoolCache {
     assert(p.slot != 0); // slot 0's cache is part of the ThreadCache
     const cache = thread_cache.createPoolCache() orelse return null;
-    cache.shard = tc.shard;
     tc.pools[p.slot] = cache;
     return cache;
 }

@@ -58,7 +58,7 @@ pub const Bin = struct {
             const slab = bin.nonfull orelse break;
             assert(slab.kind == .slab and slab.class == bin.class and slab.free_count > 0);
             const base = slab.base();
-            if (slab.free_count == size_class.geometry(bin.class).regions) bin.noteEmpty(-1);
+            if (slab.free_count == size_class.geometry(bin.class).regions) bin.noteEmpty(false);
             for (&slab.free_bitmap, 0..) |*word, w| {
                 while (word.* != 0 and n < out.len) {
                     const bit = @ctz(word.*);
@@ -94,7 +94,7 @@ pub const Bin = struct {
             if (slab.free_count == 1) bin.list(slab);
             if (slab.free_count == regions) {
                 if (bin.emptyCount() < emptySlabsKept(bin.class) or bin.slab_count == 1) {
-                    bin.noteEmpty(1);
+                    bin.noteEmpty(true);
                 } else {
                     bin.unlist(slab);
                     bin.slab_count -= 1;
@@ -109,17 +109,18 @@ pub const Bin = struct {
         return if (bin.class_empty_count) |count| count.load(.monotonic) else bin.empty_count;
     }
 
-    /// A slab of this bin became empty (+1) or stopped being so (-1).
-    inline fn noteEmpty(bin: *Bin, delta: i2) void {
-        if (delta > 0) bin.empty_count += 1 else bin.empty_count -= 1;
+    /// A slab of this bin became empty (`empty`) or stopped being so.
+    inline fn noteEmpty(bin: *Bin, comptime empty: bool) void {
+        if (empty) bin.empty_count += 1 else bin.empty_count -= 1;
         const count = bin.class_empty_count orelse return;
-        if (delta > 0) _ = count.fetchAdd(1, .monotonic) else _ = count.fetchSub(1, .monotonic);
+        _ = if (empty) count.fetchAdd(1, .monotonic) else count.fetchSub(1, .monotonic);
     }
 
     /// Empty slabs a bin keeps instead of giving their pages back: about
-    /// `empty_kept_bytes` worth, at least two, for all shards of a class together. They absorb the alloc/free
-    /// ping-pong of a producer and a consumer thread at batch boundaries,
-    /// which otherwise costs a page-run round trip per slab. Two, because
+    /// `empty_kept_bytes` worth, at least two, for all shards of a class
+    /// together. They absorb the alloc/free ping-pong of a producer and a
+    /// consumer thread at batch boundaries, which otherwise costs a page-run
+    /// round trip per slab. Two, because
     /// the classes whose slab alone exceeds the budget (≥ 64 KiB slabs of
     /// blocks ≥ 10 KiB) otherwise give a slab back and map a new one each
     /// time their live count wobbles across a slab boundary: in bench/'s
@@ -146,7 +147,7 @@ pub const Bin = struct {
         }
         run.chunk().markSlab(run, bin.class);
         bin.slab_count += 1;
-        bin.noteEmpty(1);
+        bin.noteEmpty(true);
         bin.list(run);
     }
 

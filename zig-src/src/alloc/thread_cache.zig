@@ -67,8 +67,6 @@ pub const PoolCache = struct {
     /// Bytes of the blocks freed into this cache by the fast path of a counting free
     /// (pool.freeCounted), since its owner last took them (libmemtier's ledger); 0 otherwise.
     freed_bytes: u64 = 0,
-    /// The bin shard this cache refills from (its thread's, see registry.zig).
-    shard: u8 = 0,
     storage: [slots_total]usize,
 
     fn init(cache: *PoolCache) void {
@@ -107,8 +105,7 @@ pub const ThreadCache = struct {
     /// other slots are created by their owner thread and destroyed by it at
     /// exit, or by `registry.destroy` (under the registry lock) with the pool.
     pools: [max_pools]?*PoolCache,
-    /// The pools' bin shard this thread refills from (registry.zig; every cache of `pools`
-    /// has it too).
+    /// The bin shard this thread's caches refill from, in every pool (registry.zig).
     shard: u8 = 0,
     /// The registry's list of live thread caches (under its lock).
     next: ?*ThreadCache = null,
