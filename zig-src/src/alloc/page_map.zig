@@ -24,10 +24,13 @@
 //! one xor and one compare instead of two dependent loads and three tests,
 //! which is most of `free`'s lookup; the xor also gives the offset in the
 //! chunk. A slot whose entry names another granule (two chunks 32 GiB
-//! apart), and every huge mapping, fall back to the tree. An empty slot holds
-//! 0, which matches no address of a granule that maps to it, except slot 0
-//! for the first 4 MiB of the address space: slot 0's "empty" is therefore an
-//! address above 2^47 (never ours).
+//! apart), and every huge mapping, fall back to the tree. A slot holds its
+//! chunk's base xor `fast_key`, an address above 2^47: an empty slot (0)
+//! then decodes to `fast_key`, which matches no address we are given, not
+//! even NULL or the first 4 MiB, and costs one more xor with a constant.
+//! Zero for "empty" keeps the table in .bss: a nonzero initializer put its
+//! 64 KiB in .data, which the kernel's fault-around maps in whole on the
+//! first lookup (64 KiB of RSS in every program, half of a small one's).
 const std = @import("std");
 const assert = std.debug.assert;
 const linux = std.os.linux;
@@ -51,19 +54,12 @@ var root: [1 << root_bits]std.atomic.Value(?*Leaf) = @splat(.init(null));
 var write_lock: Lock = .{};
 
 const fast_bits = 13;
-var fast_chunks: [1 << fast_bits]std.atomic.Value(usize) = blk: {
-    var t: [1 << fast_bits]std.atomic.Value(usize) = @splat(.init(0));
-    t[0] = .init(fast_empty_zero);
-    break :blk t;
-};
-const fast_empty_zero: usize = @as(usize, 1) << 62;
+/// Chunk base xor `fast_key` per slot; 0 = empty.
+var fast_chunks: [1 << fast_bits]std.atomic.Value(usize) = @splat(.init(0));
+const fast_key: usize = @as(usize, 1) << 62;
 
 inline fn fastSlot(address: usize) *std.atomic.Value(usize) {
     return &fast_chunks[(address >> granule_shift) & ((1 << fast_bits) - 1)];
-}
-
-inline fn fastEmpty(address: usize) usize {
-    return if (fastSlot(address) == &fast_chunks[0]) fast_empty_zero else 0;
 }
 
 /// A chunk known to the fast table: its base, and `address`'s offset in it.
@@ -73,7 +69,7 @@ pub const ChunkHit = struct { base: usize, offset: usize };
 /// `lookup`" (not a chunk, a colliding chunk, or not ours). Never a hit for
 /// address 0 (NULL), which `free` relies on.
 pub inline fn chunkOf(address: usize) ?ChunkHit {
-    const base = fastSlot(address).load(.acquire);
+    const base = fastSlot(address).load(.acquire) ^ fast_key;
     const offset = base ^ address;
     if (offset >= granule_bytes) return null;
     return .{ .base = base, .offset = offset };
@@ -109,7 +105,7 @@ pub fn register(base: usize, length: usize, entry: Entry) error{OutOfMemory}!voi
     // A chunk (one granule, untagged entry) also gets the fast slot if free.
     if (entry == base and length == granule_bytes) {
         const slot = fastSlot(base);
-        if (slot.load(.monotonic) == fastEmpty(base)) slot.store(base, .release);
+        if (slot.load(.monotonic) == 0) slot.store(base ^ fast_key, .release);
     }
 }
 
@@ -120,7 +116,7 @@ pub fn unregister(base: usize, length: usize) void {
     defer write_lock.unlock();
     var key = base >> granule_shift;
     const end = (base + length - 1) >> granule_shift;
-    if (length == granule_bytes and fastSlot(base).load(.monotonic) == base) fastSlot(base).store(fastEmpty(base), .release);
+    if (length == granule_bytes and fastSlot(base).load(.monotonic) == base ^ fast_key) fastSlot(base).store(0, .release);
     while (key <= end) : (key += 1) {
         const leaf = root[key >> leaf_bits].load(.monotonic) orelse unreachable;
         assert(leaf[key & (leaf_entries - 1)].load(.monotonic) != 0);
@@ -193,7 +189,7 @@ test "chunks are found through the fast table; huge ranges and strangers are not
     try std.testing.expectEqual(base, chunkOf(base).?.base); // the owner keeps its slot
     unregister(base, granule_bytes);
     try std.testing.expectEqual(@as(?ChunkHit, null), chunkOf(base));
-    // Slot 0 (granule numbers that are multiples of 8192) empties to its own marker.
+    // Slot 0 (granule numbers that are multiples of 8192), taken and emptied again.
     const zero_slot: usize = @as(usize, 1) << (granule_shift + fast_bits);
     try register(zero_slot, granule_bytes, zero_slot);
     try std.testing.expectEqual(zero_slot, chunkOf(zero_slot + 100).?.base);
