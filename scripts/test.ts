@@ -46,8 +46,29 @@ export function denoTally(log: string, success: boolean): Tally {
   return { passed: Number(last[1]), failed: Number(last[2]) };
 }
 
-async function main(args: string[]): Promise<Tally> {
-  const total: Tally = { passed: 0, failed: 0 };
+/**
+ * The failed tests named in a run's log: Zig's `error: 'NAME' failed` lines and the entries of
+ * `deno test`'s FAILURES list (`NAME => FILE:LINE`), in order, each once.
+ */
+export function failedTestNames(log: string): string[] {
+  const names: string[] = [];
+  for (const m of log.matchAll(/^error: '(.+)' failed/gm)) names.push(`zig: ${m[1]}`);
+  for (const section of log.split(/^ FAILURES ?$/m).slice(1)) {
+    for (const line of section.split("\n")) {
+      if (/^(?:ok|FAILED) \|/.test(line)) break;
+      if (line.includes(" => ./")) names.push(line.trim());
+    }
+  }
+  return [...new Set(names)];
+}
+
+/** Passed and failed tests over all suites, and the failed tests' names. */
+interface Outcome extends Tally {
+  failures: string[];
+}
+
+async function main(args: string[]): Promise<Outcome> {
+  const total: Outcome = { passed: 0, failed: 0, failures: [] };
   const outDir = join(repoRoot, "tests", "out");
   await Deno.mkdir(outDir, { recursive: true });
   let zig: string[];
@@ -59,8 +80,9 @@ async function main(args: string[]): Promise<Tally> {
     console.log("== build (fast)");
     await buildLibraries({ optimize: "fast" });
   } catch (error) {
-    console.log(`set-up failed: ${error instanceof Error ? error.message : String(error)}`);
-    return { passed: 0, failed: 1 };
+    const why = `set-up failed: ${error instanceof Error ? error.message : String(error)}`;
+    console.log(why);
+    return { passed: 0, failed: 1, failures: [why] };
   }
   // The tests find this Zig as `python3 -m ziglang` and this Deno as `deno`.
   const path = `${dirname(zig[0])}:${dirname(Deno.execPath())}:${Deno.env.get("PATH") ?? ""}`;
@@ -74,6 +96,8 @@ async function main(args: string[]): Promise<Tally> {
   if (zigRun.code !== 0 && zigResult.failed === 0) zigResult.failed = 1;
   total.passed += zigResult.passed;
   total.failed += zigResult.failed;
+  total.failures.push(...failedTestNames(zigRun.combined));
+  if (zigResult.failed > 0 && total.failures.length === 0) total.failures.push("zig: the build");
 
   console.log("== suite 2: deno tests");
   const denoRun = await $`${Deno.execPath()} test -A --no-check=remote ${args}`.cwd(repoRoot)
@@ -84,17 +108,23 @@ async function main(args: string[]): Promise<Tally> {
   if (denoRun.code !== 0 && denoResult.failed === 0) denoResult.failed = 1;
   total.passed += denoResult.passed;
   total.failed += denoResult.failed;
+  const denoFailures = failedTestNames(denoRun.stdout);
+  total.failures.push(...denoFailures);
+  if (denoResult.failed > 0 && denoFailures.length === 0) total.failures.push("deno test: no list");
   return total;
 }
 
 if (import.meta.main) {
-  let result: Tally;
+  let result: Outcome;
   try {
     result = await main(Deno.args);
   } catch (error) {
-    logStep(`test run failed: ${error instanceof Error ? error.stack : String(error)}`);
-    result = { passed: 0, failed: 1 };
+    const why = `test run failed: ${error instanceof Error ? error.stack : String(error)}`;
+    logStep(why);
+    result = { passed: 0, failed: 1, failures: [why.split("\n")[0]] };
   }
+  // Just above the summary, where a log's tail shows them: which tests failed.
+  for (const name of result.failures) console.log(`failed: ${name}`);
   console.log(`${result.passed} passed, ${result.failed} failed`);
   Deno.exit(result.failed === 0 ? 0 : 1);
 }

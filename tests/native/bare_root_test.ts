@@ -170,7 +170,14 @@ Deno.test({
       // The closing line of test.sh's stdout (the text is stdout, then stderr).
       const summary = [...testRun.text.matchAll(/^\d+ passed, \d+ failed$/gm)].at(-1)?.[0] ?? "";
       console.log(`bare root: ${summary}`);
-      assert.match(summary, /^\d+ passed, 0 failed$/, testRun.text.slice(-3000));
+      // On failure: the end of the failed tests' errors and their names (test.sh's `failed:`
+      // lines), short enough to stay in view at the end of a CI log.
+      const failedLines = testRun.text.split("\n").filter((l) => l.startsWith("failed: "));
+      const errorsEnd = testRun.text.lastIndexOf("\n FAILURES");
+      const errors = errorsEnd < 0
+        ? ""
+        : testRun.text.slice(Math.max(0, errorsEnd - 2500), errorsEnd);
+      assert.match(summary, /^\d+ passed, 0 failed$/, `${errors}\n${failedLines.join("\n")}`);
       assert.equal(testRun.code, 0);
     } finally {
       await removeRoot(root);
