@@ -56,7 +56,9 @@ import {
 } from "./tiering_kernel.ts";
 import { sym } from "./registry.ts";
 import {
+  DEFAULT_COLD_MIN_AGE,
   DEFAULT_HOT_SHARE,
+  DEFAULT_IDLE_MIN_AGE,
   hotThreshold,
   type PlanLimits,
   planMoves,
@@ -108,9 +110,9 @@ export interface TieringOptions {
   hotMinAccesses?: number;
   /** A region is hot only with this share (0-1) of the hottest region's `nr_accesses` (default 0.5). */
   hotShare?: number;
-  /** Aggregation intervals unaccessed before a region may be demoted to make room (default 5). */
+  /** Aggregation intervals unaccessed before a region may be demoted to make room (default 5: 0.5 s). */
   coldMinAge?: number;
-  /** Aggregation intervals unaccessed before a region is demoted anyway (default 100). */
+  /** Aggregation intervals unaccessed before a region is demoted anyway (default 50: 5 s). */
   idleMinAge?: number;
   /** Directory of claim records for `tier --cleanup` (default `/run/tiermem`). */
   stateDir?: string;
@@ -502,8 +504,8 @@ function userEngine(
   const limits = {
     hotMinAccesses: options.hotMinAccesses ?? 1,
     hotShare: options.hotShare ?? DEFAULT_HOT_SHARE,
-    coldMinAge: options.coldMinAge ?? 5,
-    idleMinAge: options.idleMinAge ?? 100,
+    coldMinAge: options.coldMinAge ?? DEFAULT_COLD_MIN_AGE,
+    idleMinAge: options.idleMinAge ?? DEFAULT_IDLE_MIN_AGE,
     ratePages: Math.max(1, Math.floor((rate * intervalMs) / 1000 / PAGE)),
   };
   const fastSet = new Set(target.fast);
@@ -640,8 +642,8 @@ function kernelEngine(
     budgetBytes: target.budgetBytes,
     rateBytesPerSec: rate,
     intervalMs,
-    coldMinAge: options.coldMinAge ?? 5,
-    idleMinAge: options.idleMinAge ?? 100,
+    coldMinAge: options.coldMinAge ?? DEFAULT_COLD_MIN_AGE,
+    idleMinAge: options.idleMinAge ?? DEFAULT_IDLE_MIN_AGE,
   };
   const hotMin = options.hotMinAccesses ?? 1;
   const fastBytesNow = (): number => {

@@ -71,6 +71,17 @@ export interface Plan {
 /** Default {@link PlanLimits.hotShare}. */
 export const DEFAULT_HOT_SHARE = 0.5;
 
+/** Default {@link PlanLimits.coldMinAge}: 0.5 s at DAMON's 100 ms aggregation. */
+export const DEFAULT_COLD_MIN_AGE = 5;
+
+/**
+ * Default {@link PlanLimits.idleMinAge}: 5 s at DAMON's 100 ms aggregation. A window that moved
+ * must be off the fast nodes within 10 s even when the budget could hold it (issue 14): with 10 s
+ * here, detection (one tiering interval, longer on a slow host) came on top and the old window
+ * left after 11-12 s.
+ */
+export const DEFAULT_IDLE_MIN_AGE = 50;
+
 /**
  * The smallest `nr_accesses` that counts as hot among `regions` (rule 2 of the module doc).
  *
