@@ -23,6 +23,7 @@ pub const pool = @import("pool.zig");
 pub const huge = @import("huge.zig");
 pub const registry = @import("registry.zig");
 pub const report = @import("report.zig");
+pub const zero = @import("zero.zig");
 
 comptime {
     std.testing.refAllDecls(@This()); // in test builds only

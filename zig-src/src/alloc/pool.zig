@@ -64,6 +64,7 @@ const huge = @import("huge.zig");
 const report = @import("report.zig");
 const Policy = @import("placement").policy.Policy;
 const Lock = @import("lock.zig").Lock;
+const zero = @import("zero.zig").zero;
 
 const Chunk = chunk_mod.Chunk;
 const Run = chunk_mod.Run;
@@ -184,7 +185,7 @@ pub const Pool = struct {
         if (total > large_max_bytes) return huge.alloc(pool, total, page_bytes, true); // zeroes a reused mapping only
         if (total > size_class.small_max_bytes and pool.clean_pages_are_zero) return pool.allocPagesZeroed(total);
         const p = pool.alloc(total) orelse return null;
-        @memset(p[0..@max(total, 1)], 0);
+        zero(p[0..@max(total, 1)]);
         return p;
     }
 
@@ -200,7 +201,7 @@ pub const Pool = struct {
         var page: usize = 0;
         while (chunk_mod.firstSet(&dirty, page, pages)) |first| {
             const end = chunk_mod.firstClear(&dirty, first, pages) orelse pages;
-            @memset(@as([*]u8, @ptrFromInt(base + first * page_bytes))[0 .. (end - first) * page_bytes], 0);
+            zero(@as([*]u8, @ptrFromInt(base + first * page_bytes))[0 .. (end - first) * page_bytes]);
             page = end;
         }
         return @ptrFromInt(base);
