@@ -23,7 +23,7 @@ pub const pool = @import("pool.zig");
 pub const huge = @import("huge.zig");
 pub const registry = @import("registry.zig");
 pub const report = @import("report.zig");
-pub const zero = @import("zero.zig");
+pub const bulk_bytes = @import("bulk_bytes.zig");
 
 comptime {
     std.testing.refAllDecls(@This()); // in test builds only

