@@ -1,7 +1,8 @@
 //! Lock: the mutex of the allocator's slow paths (bins, pages).
 //!
-//! What: a three-state futex mutex (0 free, 1 held, 2 held with sleepers —
-//! Drepper's "Futexes Are Tricky", mutex 3) that spins briefly before
+//! What: a futex mutex whose word holds the holder's thread pointer (0:
+//! free) with bit 0 set when someone sleeps (Drepper's "Futexes Are Tricky",
+//! mutex 3, with the holder in place of "1") that spins briefly before
 //! sleeping. The sections it guards are short (moving a batch of blocks,
 //! carving a page run), so a waiter usually gets the lock within the spin
 //! and never enters the kernel; glibc's default pthread mutex goes to the
@@ -15,13 +16,21 @@
 //! Re-entry: the allocator never takes a lock it holds, so a thread that finds
 //! a lock held by itself was interrupted inside the allocator by a signal
 //! whose handler called malloc or free (undefined behaviour: they are not
-//! async-signal-safe). Waiting would never end, so the lock remembers its
-//! holder — the thread pointer, one register read and one store per
-//! acquisition — and the contended path, the only one that can meet itself,
-//! compares it and ends the program with one line (report.reentered). The
-//! lock-free paths (thread caches) pay nothing. A signal landing between the
-//! acquiring exchange and the store of the holder is not recognised (a window
-//! of one instruction).
+//! async-signal-safe). Waiting would never end, so the lock word names its
+//! holder — the thread pointer, one register read per acquisition, written
+//! by the acquiring compare-exchange itself and cleared by the releasing
+//! exchange, so no instruction boundary leaves the lock held with no holder
+//! — and the contended path, the only one that can meet itself, compares it
+//! and ends the program with one line (report.reentered). The lock-free paths
+//! (thread caches) pay nothing. (A holder stored apart from a 0/1/2 state left
+//! two such windows, after the acquire and before the release: mimalloc-bench
+//! style signal storms — a 100 µs timer whose handler allocates — deadlocked
+//! in one, 1 run in 2 once the page lock was held longer.)
+//!
+//! The futex waits on the word's low 32 bits (little-endian: its first four
+//! bytes). Bit 0 is among them, so a sleeper's expected value (holder | 1)
+//! never equals a new holder's word without sleepers, and any holder whose
+//! word has bit 0 wakes one sleeper when it releases.
 //! The same record lets a function named `…Locked` check its precondition
 //! (`assertHeld`, debug builds) instead of trusting its name.
 const std = @import("std");
@@ -34,43 +43,66 @@ const spin_limit = 100;
 const futex_wait_private: linux.FUTEX_OP = .{ .cmd = .WAIT, .private = true };
 const futex_wake_private: linux.FUTEX_OP = .{ .cmd = .WAKE, .private = true };
 
+comptime {
+    assert(builtin.cpu.arch.endian() == .little); // the futex word is the first half
+}
+
+/// Bit 0 of a held lock's word: a thread sleeps (or is about to) on it.
+const sleepers: usize = 1;
+
 pub const Lock = struct {
-    state: std.atomic.Value(u32) = .init(0),
-    /// The holder's thread pointer (0: none), for recognising re-entry. Only
-    /// the holder writes it; a thread reading its own pointer here holds the lock.
-    holder: std.atomic.Value(usize) = .init(0),
+    /// 0: free; else the holder's thread pointer, `| sleepers` when someone waits.
+    word: std.atomic.Value(usize) = .init(0),
 
     pub inline fn lock(l: *Lock) void {
-        if (l.state.cmpxchgWeak(0, 1, .acquire, .monotonic) != null) l.lockSlow();
-        l.holder.store(threadPointer(), .monotonic);
+        const self = threadPointer();
+        assert(self != 0 and self & sleepers == 0); // an aligned thread control block
+        if (l.word.cmpxchgWeak(0, self, .acquire, .monotonic) != null) l.lockSlow(self);
+    }
+
+    /// The holder's thread pointer, 0 when free.
+    inline fn holder(l: *const Lock) usize {
+        return l.word.load(.monotonic) & ~sleepers;
     }
 
     /// Debug builds: the calling thread holds `l` (the precondition of every
     /// `…Locked` function). Release builds: nothing.
     pub inline fn assertHeld(l: *const Lock) void {
-        assert(l.holder.load(.monotonic) == threadPointer());
+        assert(l.holder() == threadPointer());
     }
 
-    fn lockSlow(l: *Lock) void {
+    fn lockSlow(l: *Lock, self: usize) void {
         @branchHint(.cold);
-        if (l.holder.load(.monotonic) == threadPointer()) report.reentered();
+        if (l.holder() == self) report.reentered();
         var spins: usize = 0;
         while (spins < spin_limit) : (spins += 1) {
-            if (l.state.load(.monotonic) == 0 and l.state.cmpxchgWeak(0, 1, .acquire, .monotonic) == null) return;
+            if (l.word.load(.monotonic) == 0 and l.word.cmpxchgWeak(0, self, .acquire, .monotonic) == null) return;
             std.atomic.spinLoopHint();
         }
-        // Announce a sleeper (2) and sleep until the holder hands over.
-        while (l.state.swap(2, .acquire) != 0) {
-            _ = linux.futex_4arg(&l.state.raw, futex_wait_private, 2, null);
+        // Announce a sleeper and sleep until the holder hands over; a lock taken after
+        // sleeping keeps the mark, since others may still sleep (mutex 3's rule).
+        while (true) {
+            var word = l.word.load(.monotonic);
+            if (word == 0) {
+                if (l.word.cmpxchgWeak(0, self | sleepers, .acquire, .monotonic) == null) return;
+                continue;
+            }
+            if (word & sleepers == 0) {
+                if (l.word.cmpxchgWeak(word, word | sleepers, .monotonic, .monotonic) != null) continue;
+                word |= sleepers;
+            }
+            _ = linux.futex_4arg(futexWord(l), futex_wait_private, @truncate(word), null);
         }
     }
 
     pub inline fn unlock(l: *Lock) void {
-        assert(l.holder.load(.monotonic) == threadPointer());
-        l.holder.store(0, .monotonic);
-        const previous = l.state.swap(0, .release);
-        assert(previous != 0);
-        if (previous == 2) _ = linux.futex_3arg(&l.state.raw, futex_wake_private, 1);
+        const previous = l.word.swap(0, .release);
+        assert(previous & ~sleepers == threadPointer());
+        if (previous & sleepers != 0) _ = linux.futex_3arg(futexWord(l), futex_wake_private, 1);
+    }
+
+    inline fn futexWord(l: *Lock) *const u32 {
+        return @ptrCast(&l.word.raw);
     }
 };
 
@@ -155,7 +187,7 @@ test "a held lock knows its holder: assertHeld passes for the thread that locked
     var l: Lock = .{};
     l.lock();
     l.assertHeld();
-    try std.testing.expectEqual(threadPointer(), l.holder.load(.monotonic));
+    try std.testing.expectEqual(threadPointer(), l.holder());
     l.unlock();
-    try std.testing.expectEqual(@as(usize, 0), l.holder.load(.monotonic));
+    try std.testing.expectEqual(@as(usize, 0), l.holder());
 }
