@@ -91,9 +91,6 @@ pub const Chunk = struct {
     /// bit set = page was already dirty at the pool's last decay tick: it has
     /// been free for at least one decay interval, so the next tick purges it.
     old_dirty_map: [map_words]u64,
-    /// Pages purged and not taken since (a run taken over them faults them in again: the
-    /// pool's measure of purges undone, see pool.zig's adaptive cap).
-    purged_map: [map_words]u64,
     runs: [pages_per_chunk]Run,
 
     pub const header_pages: usize = (@sizeOf(Chunk) + page_bytes - 1) / page_bytes;
@@ -145,12 +142,26 @@ pub const Chunk = struct {
     /// First fit: `pages` free pages starting at a multiple of `align_pages`.
     /// Returns the run's descriptor (kind still .unused), or null if none fits.
     pub fn allocRun(c: *Chunk, pages: usize, align_pages: usize) ?*Run {
+        return c.allocRunFrom(pages, align_pages, .any);
+    }
+
+    /// `allocRun`, but only a run that starts at a dirty page (resident, free): taking those
+    /// first keeps a pool's resident pages down while it holds dirty ones (pool.zig).
+    pub fn allocRunOnDirty(c: *Chunk, pages: usize, align_pages: usize) ?*Run {
+        return c.allocRunFrom(pages, align_pages, .dirty);
+    }
+
+    fn allocRunFrom(c: *Chunk, pages: usize, align_pages: usize, comptime first_page: enum { any, dirty }) ?*Run {
         assert(pages > 0 and pages <= usable_pages and std.math.isPowerOfTwo(align_pages));
         if (c.free_pages < pages) return null;
+        const starts = switch (first_page) {
+            .any => &c.free_map,
+            .dirty => &c.dirty_map, // dirty pages are free pages
+        };
         var start: usize = header_pages;
         while (true) {
-            // Skip to the next free page, then check the whole span is free.
-            const free_page = firstSet(&c.free_map, start, pages_per_chunk) orelse return null;
+            // Skip to the next candidate first page, then check the whole span is free.
+            const free_page = firstSet(starts, start, pages_per_chunk) orelse return null;
             start = std.mem.alignForward(usize, free_page, align_pages);
             if (start + pages > pages_per_chunk) return null;
             if (firstClear(&c.free_map, start, start + pages)) |busy| {
@@ -221,14 +232,6 @@ pub const Chunk = struct {
     /// and still are (free for a whole interval), then remembers the pages
     /// dirty now. Pages freed and reused between ticks are never purged.
     /// Returns pages purged.
-    /// Clears and counts the pages of `run` purged since they were last taken.
-    pub fn takePurged(c: *Chunk, run: *Run) usize {
-        const start = c.runStart(run);
-        const n = countBits(&c.purged_map, start, run.pages);
-        clearBits(&c.purged_map, start, run.pages);
-        return n;
-    }
-
     pub fn purgeOld(c: *Chunk) usize {
         var old = c.old_dirty_map;
         for (&old, c.dirty_map) |*o, dirty| o.* &= dirty;
@@ -284,7 +287,6 @@ pub const Chunk = struct {
             const addr = @intFromPtr(c) + start * page_bytes;
             _ = linux.madvise(@ptrFromInt(addr), (end - start) * page_bytes, linux.MADV.DONTNEED);
             clearBits(&c.dirty_map, start, end - start);
-            setBits(&c.purged_map, start, end - start);
             purged += end - start;
             page = end;
         }
@@ -392,4 +394,21 @@ test "freed runs are reused first-fit and become dirty until purged" {
     try std.testing.expectEqual(@as(usize, 2), c.takeDirty(again));
     try std.testing.expectEqual(@as(usize, 2), c.purge());
     try std.testing.expectEqual(@as(usize, 0), c.purge());
+}
+
+test "allocRunOnDirty takes a run where dirty pages are, and none when they do not fit it" {
+    const c = try testChunk();
+    const low = c.allocRun(8, 1).?; // stays clean once freed: purged below
+    const high = c.allocRun(8, 1).?;
+    const high_base = high.base();
+    _ = c.allocRun(4, 1).?; // keeps `high` from merging with the untouched pages after it
+    _ = c.freeRun(low);
+    try std.testing.expectEqual(@as(usize, 8), c.purge());
+    _ = c.freeRun(high); // dirty
+    try std.testing.expect(c.allocRunOnDirty(9, 1) == null);
+    const again = c.allocRunOnDirty(6, 1).?;
+    try std.testing.expectEqual(high_base, again.base());
+    try std.testing.expectEqual(@as(usize, 6), c.takeDirty(again));
+    // First fit alone would have taken the clean pages below.
+    try std.testing.expect(c.allocRun(6, 1).?.base() < high_base);
 }

@@ -32,24 +32,24 @@
 //! for a whole `decay_ns` interval, or all at once (but the run just freed)
 //! when a pool holds more than its cap of them — at most once per
 //! `cap_purge_ns` below the cap plus `hard_extra_pages`; checked only when
-//! pages are freed — no background thread. The cap adapts (`dirty_cap_pages`):
-//! it starts at `dirty_max_pages` (1 MiB) and doubles after `churn_streak_min`
-//! cap purges that were undone (runs took at least half the pages the one
-//! before purged again) with no gap of `churn_ns` between them — a steady load
-//! that frees and takes back more than the cap, which otherwise spends its
-//! time refaulting (mimalloc-bench's rptest: 31k page faults per run at a fixed
-//! 256 KiB cap, 13k adaptive; mimalloc 4k) — up to `dirty_cap_max_pages`, and
-//! halves at each decay tick without a cap purge. The cap in force is at most
-//! the pages freed since the peak of the pages in use (since the last decay
-//! tick), so dirty pages never lift a pool's resident pages much above that
-//! peak (mstress, threads re-created 25 times: 37k page faults per run with
-//! half the pages in use as the bound, 22k so; mimalloc 3.7k) — and at most
-//! half the pages in use once those fell below 1/8 of the peak, so a program
-//! that frees what it had gets its pages purged at its next frees whatever the
-//! cap grew to; a program that frees a little and then idles keeps at most the
-//! cap plus `hard_extra_pages` plus one block (≤ 2 MiB) resident until its
-//! next free after a decay tick. A cap purge skips ranges shorter than
-//! `purge_range_min_pages` when the longer ones suffice.
+//! pages are freed — no background thread. The cap is the room under the
+//! recent peak: the pages freed since the most pages in use over the last one
+//! to two decay intervals, between `dirty_max_pages` (1 MiB) and
+//! `dirty_room_max_pages` (32 MiB). So a load that frees and takes back pages
+//! keeps them (the pages it will take again are ones it just had), while
+//! dirty pages never lift a pool's resident pages above that peak by more than
+//! the base cap. Once the pages in use fell below 1/8 of the peak, the pool is
+//! shrinking, not churning: the cap is half the pages in use, so a program that
+//! frees what it had gets its pages purged at its next frees; a program that
+//! frees some and then idles keeps at most what it freed (≤ 32 MiB plus
+//! `hard_extra_pages` plus one block) until its next free after a decay tick.
+//! A cap purge skips ranges shorter than `purge_range_min_pages` when the
+//! longer ones suffice, and a new run is taken from dirty pages first, anywhere
+//! in the pool (`allocRunLocked`), so fresh pages are faulted in only when no
+//! resident free span fits. Measured (mimalloc-bench, 2 threads): rptest made
+//! 19-37k page faults per run with a cap that grew only after purges were
+//! undone (from 1 MiB, halved at each quiet tick), 9-26k so; mstress
+//! 18-25k, 8-16k so (mimalloc 4-5k; tcmalloc 6k).
 const std = @import("std");
 const builtin = @import("builtin");
 const assert = std.debug.assert;
@@ -83,8 +83,8 @@ const large_align_max_bytes: usize = 1024 * 1024;
 /// rounding after it (to pages, to an alignment, a huge block's header page)
 /// can wrap around; a small request (≤ 32 KiB) cannot.
 pub const request_max_bytes: usize = 1 << 46;
-/// Free-but-resident pages a pool may hold before it purges them all: the
-/// starting (and smallest) adaptive cap. 1 MiB, measured (2026-12-07) with
+/// Free-but-resident pages a pool may always hold before it purges them all: the
+/// smallest cap. 1 MiB, measured (2026-12-07) with
 /// python3 under memtier (bench/py_objects.py, peak RSS 36,176 KiB at a fixed
 /// 256 KiB, 36,364-36,744 adaptive from 1 MiB, 37,740 adaptive from 2 MiB;
 /// glibc 34,484) and rptest (page faults 31k, 13k, 16k). Freeing never purges
@@ -96,15 +96,10 @@ pub const dirty_max_pages: usize = 256;
 /// of exiting threads emptying slabs) made 4,414 madvise calls per run, 3,621
 /// with the wait; python3's peak RSS did not move.
 const cap_purge_ns: u64 = 10_000_000;
-/// Cap purges undone (each within `churn_ns` of the one before: a longer gap starts the count
-/// again) that double the cap.
-const churn_ns: u64 = 100_000_000;
-const churn_streak_min: u32 = 4;
-/// The cap's ceiling: 1/`cap_ceiling_share` of the pool's chunks, at most 32 MiB.
-const cap_ceiling_share: usize = 2;
-const dirty_cap_max_pages: usize = 8192;
-/// A pool whose pages in use fell below 1/this of their peak keeps dirty pages as if it had
-/// grown no cap (`effectiveCapPages`).
+/// The largest cap: what a program that frees some memory and then idles may keep resident.
+const dirty_room_max_pages: usize = 8192;
+/// A pool whose pages in use fell below 1/this of their peak keeps at most half of them
+/// dirty (`effectiveCapPages`).
 const shrunk_share: usize = 8;
 /// Over the cap plus this many pages (1 MiB), a purge does not wait for `cap_purge_ns`.
 const hard_extra_pages: usize = 256;
@@ -148,19 +143,11 @@ pub const Pool = struct {
     dirty_pages: usize = 0,
     last_purge_ns: u64 = 0,
     last_cap_purge_ns: u64 = 0,
-    /// Dirty pages the pool keeps before purging (adaptive, see the file comment).
-    dirty_cap_pages: usize = dirty_max_pages,
-    /// Pages in runs (slabs and large blocks), and the most since the last decay tick, for
-    /// `effectiveCapPages`.
+    /// Pages in runs (slabs and large blocks), the most since the last decay tick, and the
+    /// most in the interval before it, for `effectiveCapPages`.
     used_pages: usize = 0,
     peak_used_pages: usize = 0,
-    /// A cap purge happened since the last decay tick.
-    cap_purged_since_tick: bool = false,
-    /// Pages the last cap purge purged, purged pages runs took again since, and cap purges
-    /// in a row that were undone so (see `noteCapPurge`).
-    cap_purged_pages: usize = 0,
-    refaulted_pages: usize = 0,
-    churn_streak: u32 = 0,
+    previous_peak_used_pages: usize = 0,
     huge_list: ?*huge.Huge = null,
     /// Freed huge mappings kept for reuse (huge.zig), under `page_lock`.
     huge_cache: huge.Cache = .{},
@@ -352,6 +339,14 @@ pub const Pool = struct {
     /// were dirty (chunk.dirtyPagesOf) before they are taken.
     fn allocRunLocked(pool: *Pool, pages: usize, align_pages: usize, dirty_out: ?[]u64) ?*Run {
         pool.page_lock.assertHeld();
+        // Dirty pages first, anywhere in the pool: a run taken from clean pages while dirty
+        // ones wait lifts the pool's resident pages (first fit alone did, by up to the cap).
+        if (pool.dirty_pages >= pages) {
+            var it = pool.chunks;
+            while (it) |c| : (it = c.next) {
+                if (c.allocRunOnDirty(pages, align_pages)) |run| return pool.took(c, run, dirty_out);
+            }
+        }
         if (pool.hint) |c| if (c.allocRun(pages, align_pages)) |run| return pool.took(c, run, dirty_out);
         var it = pool.chunks;
         while (it) |c| : (it = c.next) {
@@ -368,7 +363,6 @@ pub const Pool = struct {
     inline fn took(pool: *Pool, c: *Chunk, run: *Run, dirty_out: ?[]u64) *Run {
         if (dirty_out) |out| c.dirtyPagesOf(run, out);
         pool.dirty_pages -= c.takeDirty(run);
-        pool.refaulted_pages += c.takePurged(run);
         pool.used_pages += run.pages;
         pool.peak_used_pages = @max(pool.peak_used_pages, pool.used_pages);
         pool.assertDirtyPages();
@@ -423,10 +417,8 @@ pub const Pool = struct {
             // limit: churn (a server's slabs emptying and filling) otherwise
             // purges and refaults the same pages thousands of times a second.
             if (pool.dirty_pages > pool.dirtyHardLimitPages() or now -% pool.last_cap_purge_ns >= cap_purge_ns) {
-                pool.noteCapPurge(now);
-                const before = pool.dirty_pages;
+                pool.last_cap_purge_ns = now;
                 pool.purgeAllBut(c, start, pages);
-                pool.cap_purged_pages = before - pool.dirty_pages;
                 return;
             }
         }
@@ -436,11 +428,9 @@ pub const Pool = struct {
             while (it) |chunk| : (it = chunk.next) pool.dirty_pages -= chunk.purgeOld();
             huge.expireLocked(pool, now);
             pool.last_purge_ns = now;
+            pool.previous_peak_used_pages = pool.peak_used_pages;
             pool.peak_used_pages = pool.used_pages;
-            if (!pool.cap_purged_since_tick) pool.dirty_cap_pages = @max(dirty_max_pages, pool.dirty_cap_pages / 2);
-            pool.cap_purged_since_tick = false;
         }
-        assert(pool.dirty_cap_pages >= dirty_max_pages and pool.dirty_cap_pages <= dirty_cap_max_pages);
     }
 
     /// The most dirty pages the pool holds after a free (but the run just freed): a purge
@@ -449,40 +439,20 @@ pub const Pool = struct {
         return pool.effectiveCapPages() + hard_extra_pages;
     }
 
-    /// The cap in force: the adaptive cap, but at most the pages freed since the peak of the
-    /// pages in use (since the last decay tick), so dirty pages never lift the pool's
-    /// resident pages above that peak by more than the base cap `dirty_max_pages` (the
-    /// floor). A pool down to 1/`shrunk_share` of its peak is shrinking, not churning: it
-    /// keeps at most half the pages in use, so a program that frees what it had gives the
-    /// pages back at its next frees, whatever its cap grew to.
+    /// The cap in force: the pages freed since the recent peak of the pages in use (the
+    /// most over this decay interval and the one before), so dirty pages never lift the
+    /// pool's resident pages above that peak by more than the base cap `dirty_max_pages`
+    /// (the floor), and at most `dirty_room_max_pages`. A pool down to 1/`shrunk_share` of
+    /// its peak is shrinking, not churning: it keeps at most half the pages in use, so a
+    /// program that frees what it had gives the pages back at its next frees.
     inline fn effectiveCapPages(pool: *const Pool) usize {
         assert(pool.peak_used_pages >= pool.used_pages);
-        const room = if (pool.used_pages * shrunk_share < pool.peak_used_pages)
+        const peak = @max(pool.peak_used_pages, pool.previous_peak_used_pages);
+        const room = if (pool.used_pages * shrunk_share < peak)
             pool.used_pages / 2
         else
-            pool.peak_used_pages - pool.used_pages;
-        return @max(dirty_max_pages, @min(pool.dirty_cap_pages, room));
-    }
-
-    /// A cap purge is due: `churn_streak_min` of them that were undone (runs took at least
-    /// half the pages the one before purged again), with no gap of `churn_ns` between purges,
-    /// double the cap (up to 1/`cap_ceiling_share` of the pool's chunks).
-    fn noteCapPurge(pool: *Pool, now: u64) void {
-        const undone = pool.cap_purged_pages > 0 and pool.refaulted_pages * 2 >= pool.cap_purged_pages;
-        if (now -% pool.last_cap_purge_ns >= churn_ns) {
-            pool.churn_streak = 0;
-        } else if (undone) {
-            pool.churn_streak += 1;
-        }
-        if (pool.churn_streak >= churn_streak_min) {
-            const mapped_pages = pool.stats.mapped_bytes.load(.monotonic) / page_bytes;
-            const ceiling = std.math.clamp(mapped_pages / cap_ceiling_share, dirty_max_pages, dirty_cap_max_pages);
-            pool.dirty_cap_pages = @max(pool.dirty_cap_pages, @min(2 * pool.dirty_cap_pages, ceiling));
-            pool.churn_streak = 0;
-        }
-        pool.last_cap_purge_ns = now;
-        pool.cap_purged_since_tick = true;
-        pool.refaulted_pages = 0;
+            peak - pool.used_pages;
+        return std.math.clamp(room, dirty_max_pages, dirty_room_max_pages);
     }
 
     /// Purges every dirty page of the pool except [start, start + pages) of `keep`.

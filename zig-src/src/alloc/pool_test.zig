@@ -133,42 +133,47 @@ test "freed large blocks are purged: dirty pages stay under the limit" {
     // At most the hard limit (a burst of frees waits for cap_purge_ns below it), plus the
     // block freed last (kept for reuse).
     try testing.expect(p.dirty_pages <= p.dirtyHardLimitPages() + (1 << 20) / page_bytes);
-    try testing.expectEqual(dirty_max_pages, p.dirty_cap_pages); // frees alone never grow the cap
     // Cycling one block larger than the cap purges nothing.
     const mapped_before = p.dirty_pages;
     for (0..10) |_| free(p.alloc(1 << 20).?, "test");
     try testing.expectEqual(mapped_before, p.dirty_pages);
 }
 
-test "a load whose purges are undone at once grows the dirty-page cap; frees alone do not" {
+test "a load that frees and takes back more than the base cap keeps those pages resident" {
     const p = try testPool();
     defer registry.destroy(p);
-    // 24 MiB of 16 KiB blocks, freed and allocated again in quick cycles: each cycle's frees
-    // empty slabs past the cap (purged), the next cycle's slabs fault the same pages in again.
+    // 24 MiB of 16 KiB blocks; each cycle frees half of them and takes them back: the pages
+    // freed stay dirty (under the recent peak), so the second half of every cycle reuses them.
     const count = 1536;
+    const hard_extra = p.dirtyHardLimitPages() - dirty_max_pages; // an empty pool: the base cap
     const blocks = try testing.allocator.alloc([*]u8, count);
     defer testing.allocator.free(blocks);
+    for (blocks) |*b| {
+        b.* = p.alloc(16 * 1024).?;
+        b.*[0] = 1;
+    }
+    const peak = p.used_pages;
     for (0..12) |_| {
-        for (blocks) |*b| {
+        for (blocks[0 .. count / 2]) |b| free(b, "test");
+        // Kept (with a cap that was the base cap it would have been purged), and never above
+        // the peak by more than the base cap and the hard limit's margin.
+        try testing.expect(p.dirty_pages > 4 * dirty_max_pages);
+        try testing.expect(p.dirty_pages + p.used_pages <= peak + dirty_max_pages + hard_extra);
+        for (blocks[0 .. count / 2]) |*b| {
             b.* = p.alloc(16 * 1024).?;
             b.*[0] = 1;
         }
-        for (blocks) |b| free(b, "test");
     }
-    try testing.expect(p.dirty_cap_pages > dirty_max_pages);
-    try testing.expect(p.dirty_cap_pages <= p.stats.mapped_bytes.load(.monotonic) / page_bytes / 2);
+    for (blocks) |b| free(b, "test");
 }
 
-test "the cap in force: the grown cap below the recent peak, the base cap at the peak and once the pool shrank to 1/8 of it" {
+test "the cap in force: the room under the recent peak, within the base cap and 32 MiB, and half the pages in use once the pool shrank to 1/8 of its peak" {
     const p = try testPool();
     defer registry.destroy(p);
     const hard_extra = p.dirtyHardLimitPages() - dirty_max_pages; // an empty pool: the base cap
-    p.dirty_cap_pages = 4096; // grown by churn
     p.peak_used_pages = 6000;
     p.used_pages = 3000; // freed 3000 pages since the peak: they may stay dirty
     try testing.expectEqual(@as(usize, 3000) + hard_extra, p.dirtyHardLimitPages());
-    p.used_pages = 1000; // freed 5000, more than the grown cap
-    try testing.expectEqual(@as(usize, 4096) + hard_extra, p.dirtyHardLimitPages());
     p.used_pages = 6000; // at the peak: nothing freed to keep
     try testing.expectEqual(dirty_max_pages + hard_extra, p.dirtyHardLimitPages());
     p.used_pages = 700; // below 1/8 of the peak: shrinking, half the pages in use at most
@@ -177,7 +182,17 @@ test "the cap in force: the grown cap below the recent peak, the base cap at the
     try testing.expectEqual(dirty_max_pages + hard_extra, p.dirtyHardLimitPages());
     p.used_pages = 740;
     p.peak_used_pages = 5000; // not below 1/8
-    try testing.expectEqual(@as(usize, 4096) + hard_extra, p.dirtyHardLimitPages());
+    try testing.expectEqual(@as(usize, 4260) + hard_extra, p.dirtyHardLimitPages());
+    // The peak of the decay interval before counts too (a tick resets the current one).
+    p.peak_used_pages = 2000;
+    p.previous_peak_used_pages = 5000;
+    p.used_pages = 1000;
+    try testing.expectEqual(@as(usize, 4000) + hard_extra, p.dirtyHardLimitPages());
+    // At most 32 MiB, however far below a big peak.
+    p.peak_used_pages = 80_000;
+    p.previous_peak_used_pages = 0;
+    p.used_pages = 40_000;
+    try testing.expectEqual(@as(usize, 8192) + hard_extra, p.dirtyHardLimitPages());
     p.used_pages = 0;
     p.peak_used_pages = 0;
 }
