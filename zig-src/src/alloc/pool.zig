@@ -84,12 +84,11 @@ const large_align_max_bytes: usize = 1024 * 1024;
 /// can wrap around; a small request (≤ 32 KiB) cannot.
 pub const request_max_bytes: usize = 1 << 46;
 /// Free-but-resident pages a pool may always hold before it purges them all: the
-/// smallest cap. 1 MiB, measured (2026-12-07) with
-/// python3 under memtier (bench/py_objects.py, peak RSS 36,176 KiB at a fixed
-/// 256 KiB, 36,364-36,744 adaptive from 1 MiB, 37,740 adaptive from 2 MiB;
-/// glibc 34,484) and rptest (page faults 31k, 13k, 16k). Freeing never purges
-/// the run just freed (freeRunLocked), so cycling one block of any size stays
-/// free of page faults.
+/// smallest cap, 1 MiB (python3 under memtier, bench/py_objects.py, kept the same
+/// peak RSS with it as with 256 KiB, 36.2-36.7 MiB, and 37.7 MiB at 2 MiB; with the
+/// room under the peak as the cap, 41.6 MiB before and after, glibc 39.3, page
+/// faults 30.7k -> 23.5k). Freeing never purges the run just freed
+/// (freeRunLocked), so cycling one block of any size stays free of page faults.
 pub const dirty_max_pages: usize = 256;
 /// Over the cap, purging waits for `cap_purge_ns` since the last one unless
 /// the cap plus `hard_extra_pages` are dirty. The larson workload (thread caches
