@@ -748,7 +748,7 @@ pub fn realloc(ptr: ?*anyopaque, size: usize, caller: Caller, default_pool: *Poo
     // than half (mimalloc's rule; glibc shrinks in place always): a block cycling between 8
     // and 16 KiB was copied every time, 108 ns a realloc, now 12 (mimalloc 5).
     switch (owner) {
-        .small => if ((size <= old_size and size >= old_size / 2 and size > 0) or
+        .small => if ((size <= old_size and size >= old_size / 2) or
             (size <= size_class.small_max_bytes and size_class.usableSizeFor(size) == old_size)) return @ptrCast(ptr),
         .large => if (size > size_class.small_max_bytes and size <= old_size and size > old_size / 2) return @ptrCast(ptr),
         .huge => |h| {
