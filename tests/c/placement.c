@@ -1,6 +1,7 @@
 /*
  * placement.c — where did the pages go? Allocates HM_MIB MiB through hmalloc and MALLOC_MIB MiB
- * through malloc, each as a mix of small blocks, large blocks and huge blocks, writes every byte,
+ * through malloc, each as a mix of small blocks, large blocks and huge blocks (the first huge block
+ * made of freed ones' pages, see cycle_huge), writes every byte,
  * then counts the pages of each set per NUMA node with move_pages(2) in query mode (nodes = NULL)
  * and prints one JSON line:
  *
@@ -86,7 +87,26 @@ static void set_add(struct block_set *set, void *(*alloc)(size_t), size_t size, 
 }
 
 /* 1/8 of the bytes in small blocks, 3/8 in large ones, the rest in huge (8 MiB) blocks. */
-static void fill(struct block_set *set, size_t total, void *(*alloc)(size_t), const char *what)
+/* Three 3 MiB huge blocks written and freed before a set's own: the set's first 8 MiB huge
+ * block is then assembled from their cached mappings, moved side by side (huge_cache.zig), so
+ * the counts below also prove that moved pages keep their placement. */
+static void cycle_huge(void *(*alloc)(size_t), void (*release)(void *), const char *what)
+{
+    enum { pieces = 3, piece_bytes = 3 << 20 };
+    char *blocks[pieces];
+    for (int i = 0; i < pieces; i++) {
+        blocks[i] = alloc(piece_bytes);
+        if (blocks[i] == NULL) {
+            fprintf(stderr, "placement: %s(%d) failed: %s\n", what, piece_bytes, strerror(errno));
+            exit(1);
+        }
+        memset(blocks[i], 0x5a, piece_bytes);
+    }
+    for (int i = 0; i < pieces; i++) release(blocks[i]);
+}
+
+static void fill(struct block_set *set, size_t total, void *(*alloc)(size_t), void (*release)(void *),
+                 const char *what)
 {
     size_t small_total = total / 8, large_total = total / 8 * 3;
     set->capacity = total / 16 + 64;
@@ -102,6 +122,7 @@ static void fill(struct block_set *set, size_t total, void *(*alloc)(size_t), co
         set_add(set, alloc, s, what);
         done += s;
     }
+    cycle_huge(alloc, release, what);
     while (done < total) {
         size_t s = total - done < huge_block_bytes ? total - done : huge_block_bytes;
         if (s < (1 << 20)) s = 1 << 20;
@@ -212,8 +233,8 @@ int main(int argc, char **argv)
 
     static struct block_set hm_set, malloc_set;
     static struct count hm_count, malloc_count;
-    fill(&hm_set, hm_mib << 20, hmalloc, "hmalloc");
-    fill(&malloc_set, malloc_mib << 20, malloc, "malloc");
+    fill(&hm_set, hm_mib << 20, hmalloc, hfree, "hmalloc");
+    fill(&malloc_set, malloc_mib << 20, malloc, free, "malloc");
     count_pages(&hm_set, &hm_count);
     count_pages(&malloc_set, &malloc_count);
 

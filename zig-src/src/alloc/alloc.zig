@@ -21,6 +21,7 @@ pub const thread_cache = @import("thread_cache.zig");
 pub const lock = @import("lock.zig");
 pub const pool = @import("pool.zig");
 pub const huge = @import("huge.zig");
+pub const huge_cache = @import("huge_cache.zig");
 pub const registry = @import("registry.zig");
 pub const report = @import("report.zig");
 pub const bulk_bytes = @import("bulk_bytes.zig");

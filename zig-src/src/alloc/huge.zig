@@ -8,37 +8,28 @@
 //! address, so `free` finds the header from the block's address in O(1) and
 //! can tell a foreign or interior pointer from the block's start.
 //!
-//! Freeing keeps an anonymous mapping in the pool's `Cache` when it is small against
-//! the pool's live huge bytes (at most `cache_slots` mappings and
-//! max(`cache_min_bytes`, live / 2) bytes): it is unregistered from page_map
-//! (a stale pointer is "not allocated" again), but keeps its pages and its
-//! placement, so the next huge block of about its size (up to 1/4 smaller)
-//! costs no mmap, mbind, munmap or page faults (mimalloc-bench's malloc-large
-//! did all four per block: 93% system time). A bigger cached mapping is split
-//! at a granule boundary: its head serves the block, its tail stays cached. A cached mapping belongs to its
-//! pool, whose policy it already has: it is never handed to another pool.
-//! Cached mappings older than `cache_decay_ns` are unmapped at the pool's
-//! next huge operation or decay tick, and a block bigger than the cap (a
-//! program freeing its one 1 GiB buffer) is unmapped at once. File-backed
-//! (FS_DAX) mappings are never cached: their pages are tier capacity that the
-//! user capped, and a freed block's bytes go back to the file at once. The
-//! floor of 10 MiB bounds what a program that freed everything still holds.
+//! Freeing keeps an anonymous mapping, its pages and placement, in the pool's
+//! cache for the next huge blocks (huge_cache.zig), which may also assemble
+//! a block from several cached mappings moved side by side.
 //!
-//! Growing: an anonymous block grows with mremap (in place if the address
-//! space after it is free, else moved to a new granule-aligned range): its
-//! pages move, none is copied, and the VMA keeps its memory policy (the new
-//! tail is placed by one more `Policy.apply` before first touch). Shrinking
-//! to more than half keeps the mapping.
+//! Segments: a mapping assembled from moved pieces spans several VMAs (the
+//! kernel does not merge separately faulted anonymous VMAs), and mremap moves
+//! or grows one VMA at a time (a range over several only from Linux 6.17). So
+//! each mapping lists its `segments`, ranges that each lie inside one VMA
+//! (at most `max_segments`, which bounds the VMAs a block costs), and moves
+//! segment by segment.
+//!
+//! Growing: an anonymous block grows with mremap (in place by its last
+//! segment if the address space after it is free, else a one-segment block
+//! moves to a new granule-aligned range): its pages move, none is copied, and
+//! the VMA keeps its memory policy (the new tail is placed by one more
+//! `Policy.apply` before first touch). A block of several segments that cannot
+//! grow in place is copied by the caller: moving it piece by piece could fail
+//! half way with the block torn. Shrinking to more than half keeps the mapping.
 //!
 //! Trade-off: one header page per huge block (4 KiB of RSS per ≥ 2 MiB, 0.2%)
-//! buys the O(1) lookup without a separate metadata allocator; the cache
-//! holds up to half the live huge bytes resident for up to a second
-//! (malloc-large: 2x fewer page faults than without the split; half rather
-//! than a quarter of the live bytes in 16 slots rather than 8: 850k -> 570k
-//! faults, 3.2 -> 2.6 s, max RSS 480 -> 543 MiB against glibc's 534;
-//! figures in bench/README.md). The cache does not merge mappings: two
-//! separately faulted anonymous mappings are two VMAs, which mremap can only
-//! move together from Linux 6.17 on.
+//! buys the O(1) lookup without a separate metadata allocator; up to
+//! `max_segments` VMAs per block buy reusing cached pages without merging them.
 const std = @import("std");
 const assert = std.debug.assert;
 const linux = std.os.linux;
@@ -47,19 +38,18 @@ const chunk_source = @import("chunk_source.zig");
 const report = @import("report.zig");
 const pool_mod = @import("pool.zig");
 const bulk_bytes = @import("bulk_bytes.zig");
+const huge_cache = @import("huge_cache.zig");
+pub const Cache = huge_cache.Cache;
+pub const expireLocked = huge_cache.expireLocked;
+pub const dropCacheLocked = huge_cache.dropCacheLocked;
 const Pool = pool_mod.Pool;
 
 const page_bytes = std.heap.page_size_min;
 const huge_magic: u64 = 0x686d_6875_6765_3031; // "hmhuge01"
-const cached_magic: u64 = 0x686d_6375_6765_3031; // "hmcuge01"
+pub const cached_magic: u64 = 0x686d_6375_6765_3031; // "hmcuge01"
 
-/// Mappings a pool keeps after their blocks are freed.
-pub const cache_slots = 16;
-/// Bytes of cached mappings a pool may always keep; more when half of
-/// its live huge bytes is more.
-pub const cache_min_bytes: usize = 10 * 1024 * 1024;
-/// A cached mapping unused this long is unmapped.
-pub const cache_decay_ns: u64 = 1_000_000_000;
+/// Most segments (ranges each inside one VMA) one huge mapping may have: see `Huge.segments`.
+pub const max_segments = 32;
 
 pub const Huge = struct {
     magic: u64,
@@ -78,17 +68,54 @@ pub const Huge = struct {
     cached_ns: u64 = 0,
     /// Whether every byte after the header reads as zero (a fresh mapping).
     zero: bool = true,
+    /// The mapping as ranges that each lie inside one VMA, by length in address order (their
+    /// sum is `map_bytes`): one for a mapping made at once, more for one assembled from cached
+    /// mappings (`takeAssembledLocked`). mremap moves and grows one VMA at a time, so a mapping
+    /// moves segment by segment and grows in place by its last one.
+    segments: [max_segments]usize = @splat(0),
+    segment_count: u8 = 0,
 
     pub fn usableSize(h: *const Huge) usize {
         assert(h.user + h.usable_bytes <= h.map_base + h.map_bytes);
         return h.usable_bytes;
     }
-};
 
-/// A pool's freed huge mappings, kept for reuse (guarded by its page lock).
-pub const Cache = struct {
-    entries: [cache_slots]?*Huge = @splat(null),
-    bytes: usize = 0,
+    /// The mapping is one segment (made at once, or grown or moved whole).
+    fn setOneSegment(h: *Huge) void {
+        h.segments[0] = h.map_bytes;
+        h.segment_count = 1;
+    }
+
+    /// Whether the segments cover the mapping exactly (assertions).
+    pub fn segmentsCover(h: *const Huge) bool {
+        var sum: usize = 0;
+        for (h.segments[0..h.segment_count]) |len| sum += len;
+        return h.segment_count >= 1 and h.segment_count <= max_segments and sum == h.map_bytes;
+    }
+
+    /// Cuts the segments at `offset` bytes into the mapping: `h` keeps those before it, `tail`
+    /// (if any) gets those after. `h.map_bytes` is the caller's to set.
+    pub fn cutSegments(h: *Huge, offset: usize, tail: ?*Huge) void {
+        assert(offset > 0 and offset < h.map_bytes and h.segmentsCover());
+        var start: usize = 0;
+        var i: usize = 0;
+        while (start + h.segments[i] <= offset) : (i += 1) start += h.segments[i];
+        const cut = offset - start; // into segment i (0: offset is where it starts)
+        if (tail) |t| {
+            var k: usize = 0;
+            if (cut > 0) {
+                t.segments[0] = h.segments[i] - cut;
+                k = 1;
+            }
+            for (h.segments[i + @intFromBool(cut > 0) .. h.segment_count]) |len| {
+                t.segments[k] = len;
+                k += 1;
+            }
+            t.segment_count = @intCast(k);
+        }
+        if (cut > 0) h.segments[i] = cut;
+        h.segment_count = @intCast(i + @intFromBool(cut > 0));
+    }
 };
 
 /// `size` (≥ 1) and `alignment` were checked against `request_max_bytes` by
@@ -106,7 +133,7 @@ pub fn alloc(pool: *Pool, size: usize, alignment: usize, zeroed: bool) ?[*]u8 {
         pool.page_lock.lock();
         defer pool.page_lock.unlock();
         expireLocked(pool, pool_mod.monotonicNs());
-        if (takeCachedLocked(pool, map_bytes, map_align) orelse takeGrownLocked(pool, map_bytes, map_align)) |cached| {
+        if (huge_cache.takeCachedLocked(pool, map_bytes, map_align) orelse huge_cache.takeAssembledLocked(pool, map_bytes, map_align)) |cached| {
             page_map.register(cached.map_base, cached.map_bytes, cached.map_base | page_map.huge_tag) catch {
                 unmapLocked(pool, cached);
                 return report.fail(.NOMEM);
@@ -131,6 +158,7 @@ pub fn alloc(pool: *Pool, size: usize, alignment: usize, zeroed: bool) ?[*]u8 {
             .next = null,
             .prev = null,
         };
+        fresh.setOneSegment();
         _ = pool.stats.huge_bytes.fetchAdd(map_bytes, .monotonic);
         break :blk linkLocked(pool, fresh, user_offset);
     };
@@ -158,108 +186,10 @@ fn unlinkLocked(pool: *Pool, h: *Huge) void {
     if (h.next) |n| n.prev = h.prev;
 }
 
-/// The smallest cached mapping that holds `map_bytes` at `map_align`,
-/// removed from the cache. An anonymous one that is more than a quarter too
-/// big is split at the first granule boundary after the request: the head
-/// serves it, and a tail of at least a granule stays cached as a mapping of
-/// its own, its pages kept (a smaller tail is unmapped); a file tier's is only
-/// taken when it is at most a quarter too big.
-fn takeCachedLocked(pool: *Pool, map_bytes: usize, map_align: usize) ?*Huge {
-    pool.page_lock.assertHeld();
-    const cache = &pool.huge_cache;
-    const trimmable = pool.source == .anonymous;
-    var best: ?usize = null;
-    for (cache.entries, 0..) |entry, i| {
-        const e = entry orelse continue;
-        if (e.map_bytes < map_bytes or e.map_base % map_align != 0) continue;
-        if (!trimmable and e.map_bytes - map_bytes > e.map_bytes / 4) continue;
-        if (best == null or e.map_bytes < cache.entries[best.?].?.map_bytes) best = i;
-    }
-    const i = best orelse return null;
-    const h = cache.entries[i].?;
-    cache.entries[i] = null;
-    cache.bytes -= h.map_bytes;
-    assert(h.magic == cached_magic and h.pool == pool);
-    if (h.map_bytes - map_bytes > h.map_bytes / 4) {
-        assert(trimmable);
-        const split = std.mem.alignForward(usize, h.map_base + map_bytes, chunk_source.granule_bytes);
-        const end = h.map_base + h.map_bytes;
-        if (end >= split + chunk_source.granule_bytes) {
-            // The slot `h` left holds the tail: the cache's bytes lose only the head's.
-            const tail: *Huge = @ptrFromInt(split);
-            tail.* = .{
-                .magic = cached_magic,
-                .pool = pool,
-                .map_base = split,
-                .map_bytes = end - split,
-                .user = 0,
-                .next = null,
-                .prev = null,
-                .cached_ns = h.cached_ns,
-                .zero = false,
-            };
-            cache.entries[i] = tail;
-            cache.bytes += tail.map_bytes;
-            h.map_bytes = split - h.map_base;
-            trimCacheLocked(pool, cacheCapLocked(pool, 0));
-        } else {
-            _ = linux.munmap(@ptrFromInt(h.map_base + map_bytes), h.map_bytes - map_bytes);
-            _ = pool.stats.huge_bytes.fetchSub(h.map_bytes - map_bytes, .monotonic);
-            h.map_bytes = map_bytes;
-        }
-        assert(h.map_bytes >= map_bytes);
-    }
-    return h;
-}
-
-/// The biggest cached mapping smaller than `map_bytes`, grown to it with
-/// mremap (its pages move, none is zeroed or faulted again); only for pools
-/// whose mappings can grow (see `growable`).
-fn takeGrownLocked(pool: *Pool, map_bytes: usize, map_align: usize) ?*Huge {
-    pool.page_lock.assertHeld();
-    if (!growable(pool)) return null;
-    const cache = &pool.huge_cache;
-    var best: ?usize = null;
-    for (cache.entries, 0..) |entry, i| {
-        const e = entry orelse continue;
-        if (e.map_bytes >= map_bytes) continue;
-        if (best == null or e.map_bytes > cache.entries[best.?].?.map_bytes) best = i;
-    }
-    const i = best orelse return null;
-    const h = cache.entries[i].?;
-    cache.entries[i] = null;
-    cache.bytes -= h.map_bytes;
-    assert(h.magic == cached_magic and h.pool == pool);
-    const old_bytes = h.map_bytes;
-    var base = h.map_base;
-    const in_place = linux.mremap(@ptrFromInt(base), old_bytes, map_bytes, .{}, null);
-    if (linux.errno(in_place) != .SUCCESS or base % map_align != 0) {
-        if (linux.errno(in_place) == .SUCCESS) _ = linux.mremap(@ptrFromInt(base), map_bytes, old_bytes, .{}, null);
-        var e: linux.E = .SUCCESS;
-        const target = chunk_source.reserveAddressSpace(map_bytes, map_align, &e) catch {
-            unmapLocked(pool, h);
-            return null;
-        };
-        const moved = linux.mremap(@ptrFromInt(base), old_bytes, map_bytes, .{ .MAYMOVE = true, .FIXED = true }, @ptrFromInt(target));
-        if (linux.errno(moved) != .SUCCESS) {
-            _ = linux.munmap(@ptrFromInt(target), map_bytes);
-            unmapLocked(pool, h);
-            return null;
-        }
-        base = target;
-    }
-    placeTailLocked(pool, base + old_bytes, map_bytes - old_bytes);
-    const grown: *Huge = @ptrFromInt(base);
-    grown.map_base = base;
-    grown.map_bytes = map_bytes;
-    _ = pool.stats.huge_bytes.fetchAdd(map_bytes - old_bytes, .monotonic);
-    return grown;
-}
-
 /// Whether the pool's huge mappings may grow with mremap: anonymous memory
 /// (a file tier's offsets would not follow), and a policy the VMA carries
 /// to its new pages (not the weighted-interleave emulation's stripes).
-fn growable(pool: *Pool) bool {
+pub fn growable(pool: *Pool) bool {
     return pool.source == .anonymous and pool.policy.mode != .weighted_interleave;
 }
 
@@ -280,96 +210,10 @@ pub fn free(h: *Huge) void {
     page_map.unregister(h.map_base, h.map_bytes);
     const now = pool_mod.monotonicNs();
     expireLocked(pool, now);
-    cacheOrUnmapLocked(pool, h, now);
+    huge_cache.cacheOrUnmapLocked(pool, h, now);
 }
 
-/// Puts `h` (unlinked, unregistered) into the cache, evicting the oldest
-/// mappings to make room, or unmaps it when it is bigger than the cap.
-fn cacheOrUnmapLocked(pool: *Pool, h: *Huge, now: u64) void {
-    pool.page_lock.assertHeld();
-    const cache = &pool.huge_cache;
-    const cap = cacheCapLocked(pool, h.map_bytes);
-    // A file tier's pages are capacity the user capped (PMEM_SIZE_LIMIT): never held back.
-    if (h.map_bytes > cap or pool.source != .anonymous) {
-        unmapLocked(pool, h);
-        return trimCacheLocked(pool, cap);
-    }
-    while (true) {
-        var free_slot: ?usize = null;
-        var oldest: ?usize = null;
-        for (cache.entries, 0..) |entry, i| {
-            const e = entry orelse {
-                free_slot = i;
-                continue;
-            };
-            if (oldest == null or e.cached_ns < cache.entries[oldest.?].?.cached_ns) oldest = i;
-        }
-        if (free_slot != null and cache.bytes + h.map_bytes <= cap) {
-            h.magic = cached_magic;
-            h.cached_ns = now;
-            cache.entries[free_slot.?] = h;
-            cache.bytes += h.map_bytes;
-            return;
-        }
-        const victim = oldest.?; // bytes over the cap with h alone within it: not empty
-        const e = cache.entries[victim].?;
-        cache.entries[victim] = null;
-        cache.bytes -= e.map_bytes;
-        unmapLocked(pool, e);
-    }
-}
-
-/// What the cache may hold: max(`cache_min_bytes`, half the live huge bytes), the live
-/// bytes counted without the cache and without `leaving_bytes` (a mapping being freed).
-fn cacheCapLocked(pool: *Pool, leaving_bytes: usize) usize {
-    pool.page_lock.assertHeld();
-    const live = pool.stats.huge_bytes.load(.monotonic) - pool.huge_cache.bytes - leaving_bytes;
-    return @max(cache_min_bytes, live / 2);
-}
-
-/// Unmaps the oldest cached mappings until the cache holds at most `cap` bytes.
-fn trimCacheLocked(pool: *Pool, cap: usize) void {
-    pool.page_lock.assertHeld();
-    const cache = &pool.huge_cache;
-    while (cache.bytes > cap) {
-        var oldest: ?usize = null;
-        for (cache.entries, 0..) |entry, i| {
-            const e = entry orelse continue;
-            if (oldest == null or e.cached_ns < cache.entries[oldest.?].?.cached_ns) oldest = i;
-        }
-        const e = cache.entries[oldest.?].?; // bytes > 0: not empty
-        cache.entries[oldest.?] = null;
-        cache.bytes -= e.map_bytes;
-        unmapLocked(pool, e);
-    }
-}
-
-/// Unmaps the cached mappings older than `cache_decay_ns`. Page lock held.
-pub fn expireLocked(pool: *Pool, now: u64) void {
-    pool.page_lock.assertHeld();
-    const cache = &pool.huge_cache;
-    if (cache.bytes == 0) return;
-    for (&cache.entries) |*entry| {
-        const e = entry.* orelse continue;
-        if (now -% e.cached_ns < cache_decay_ns) continue;
-        entry.* = null;
-        cache.bytes -= e.map_bytes;
-        unmapLocked(pool, e);
-    }
-}
-
-/// Unmaps every cached mapping (pool teardown). Page lock held.
-pub fn dropCacheLocked(pool: *Pool) void {
-    pool.page_lock.assertHeld();
-    for (&pool.huge_cache.entries) |*entry| {
-        const e = entry.* orelse continue;
-        entry.* = null;
-        unmapLocked(pool, e);
-    }
-    pool.huge_cache.bytes = 0;
-}
-
-fn unmapLocked(pool: *Pool, h: *Huge) void {
+pub fn unmapLocked(pool: *Pool, h: *Huge) void {
     pool.page_lock.assertHeld();
     const base = h.map_base;
     const bytes = h.map_bytes;
@@ -413,17 +257,26 @@ pub fn grow(h: *Huge, size: usize) ?[*]u8 {
     pool.page_lock.lock();
     defer pool.page_lock.unlock();
     assert(h.magic == huge_magic);
+    assert(h.segmentsCover());
     const old_base = h.map_base;
     const old_bytes = h.map_bytes;
     var base = old_base;
-    const in_place = linux.mremap(@ptrFromInt(old_base), old_bytes, want, .{}, null);
+    // In place, the last segment grows (the whole mapping, when it is one).
+    const last = h.segment_count - 1;
+    const last_bytes = h.segments[last];
+    const last_base = old_base + old_bytes - last_bytes;
+    const in_place = linux.mremap(@ptrFromInt(last_base), last_bytes, last_bytes + (want - old_bytes), .{}, null);
     if (linux.errno(in_place) == .SUCCESS) {
         // Register the granules the mapping grew into (the others are).
         const old_end = std.mem.alignForward(usize, old_base + old_bytes, chunk_source.granule_bytes);
         if (old_base + want > old_end) page_map.register(old_end, old_base + want - old_end, old_base | page_map.huge_tag) catch {
-            _ = linux.mremap(@ptrFromInt(old_base), want, old_bytes, .{}, null); // shrinking stays in place
+            _ = linux.mremap(@ptrFromInt(last_base), last_bytes + (want - old_bytes), last_bytes, .{}, null); // shrinking stays in place
             return null;
         };
+        h.segments[last] += want - old_bytes;
+    } else if (h.segment_count > 1) {
+        // Moving segment by segment could fail half way with the block torn: the caller copies.
+        return null;
     } else {
         var e: linux.E = .SUCCESS;
         const target = chunk_source.reserveAddressSpace(want, map_align, &e) catch return null;
@@ -451,6 +304,8 @@ pub fn grow(h: *Huge, size: usize) ?[*]u8 {
     }
     moved_h.map_base = base;
     moved_h.map_bytes = want;
+    if (base != old_base) moved_h.setOneSegment();
+    assert(moved_h.segmentsCover());
     moved_h.user = base + user_offset;
     moved_h.usable_bytes = body & ~(page_bytes - 1);
     _ = pool.stats.huge_bytes.fetchAdd(want - old_bytes, .monotonic);

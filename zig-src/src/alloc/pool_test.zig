@@ -343,3 +343,92 @@ test "a huge block grows in realloc without losing its contents" {
     try testing.expect(poolOf(@intFromPtr(block), "test") == p);
     free(block, "test");
 }
+
+/// Pages of `block[0..bytes]` that are resident (mincore): a page that moved with mremap is, a
+/// page never touched is not.
+fn residentPages(block: [*]u8, bytes: usize) !usize {
+    var vec: [4096]u8 = undefined;
+    const pages = bytes / page_bytes;
+    if (pages > vec.len) return error.TooBig;
+    if (std.os.linux.errno(std.os.linux.mincore(block, pages * page_bytes, &vec)) != .SUCCESS) return error.Mincore;
+    var count: usize = 0;
+    for (vec[0..pages]) |v| count += v & 1;
+    return count;
+}
+
+test "a huge block bigger than every cached mapping is assembled from them: their pages move, the gap is filled from the head of a bigger one" {
+    const p = try testPool();
+    defer registry.destroy(p);
+    const kib: usize = 1 << 10;
+    // Three cached mappings of 4, 3 and 2.5 MiB (each with its header page: within the
+    // cache's 10 MiB floor), their pages resident.
+    const a = p.alloc(4096 * kib) orelse return error.OutOfMemory;
+    const b = p.alloc(3072 * kib) orelse return error.OutOfMemory;
+    const c = p.alloc(2560 * kib) orelse return error.OutOfMemory;
+    @memset(a[0 .. 4096 * kib], 0xa1);
+    @memset(b[0 .. 3072 * kib], 0xb2);
+    @memset(c[0 .. 2560 * kib], 0xc3);
+    free(a, "test");
+    free(b, "test");
+    free(c, "test");
+    const mapped = p.stats.huge_bytes.load(.monotonic);
+    try testing.expectEqual(mapped, p.huge_cache.bytes);
+    // 7 MiB: no one of them is enough. The biggest that fit together (4 and 2.5 MiB) move side
+    // by side, and the 3 MiB one gives its head for the gap (0.5 MiB less a page); its tail stays.
+    const d = p.alloc(7168 * kib) orelse return error.OutOfMemory;
+    try testing.expectEqual(mapped, p.stats.huge_bytes.load(.monotonic)); // nothing new mapped
+    try testing.expectEqual(7168 * kib / page_bytes, try residentPages(d, 7168 * kib)); // nor faulted
+    try testing.expectEqual(2560 * kib + 2 * page_bytes, p.huge_cache.bytes);
+    // The block is the pieces' pages, side by side: all of the 4 and 2.5 MiB blocks' old
+    // contents, and the head of the 3 MiB one's (less the pieces' header pages).
+    try testing.expectEqual(4096 * kib, std.mem.count(u8, d[0 .. 7168 * kib], &.{0xa1}));
+    try testing.expectEqual(2560 * kib, std.mem.count(u8, d[0 .. 7168 * kib], &.{0xc3}));
+    try testing.expect(std.mem.count(u8, d[0 .. 7168 * kib], &.{0xb2}) >= 512 * kib - 3 * page_bytes);
+    @memset(d[0 .. 7168 * kib], 0x5e);
+    try testing.expectEqual(7168 * kib, usableSize(d, "test"));
+    // It grows in realloc (in place by its last segment, else by a copy) with its contents.
+    const e = realloc(d, 12288 * kib, "test", p) orelse return error.OutOfMemory;
+    try testing.expect(std.mem.allEqual(u8, e[0 .. 7168 * kib], 0x5e));
+    @memset(e[7168 * kib .. 12288 * kib], 0x6f);
+    free(e, "test");
+}
+
+test "huge blocks of random sizes cycled through the cache (assembled, split, grown) keep their contents, and calloc's are zero" {
+    const p = try testPool();
+    defer registry.destroy(p);
+    const mib: usize = 1 << 20;
+    var prng = std.Random.DefaultPrng.init(0x5eed);
+    const random = prng.random();
+    var blocks: [6]?[*]u8 = @splat(null);
+    var sizes: [6]usize = @splat(0);
+    var tags: [6]u8 = @splat(0);
+    for (0..200) |round| {
+        const i = random.uintLessThan(usize, blocks.len);
+        if (blocks[i]) |old| {
+            // Every page still holds what was written there.
+            var offset: usize = 0;
+            while (offset < sizes[i]) : (offset += page_bytes) try testing.expectEqual(tags[i], old[offset]);
+            try testing.expectEqual(tags[i], old[sizes[i] - 1]);
+            if (round % 7 == 3) {
+                // Grown by realloc: the old pages keep their contents.
+                const bigger = sizes[i] + random.uintLessThan(usize, 6 * mib);
+                const grown = realloc(old, bigger, "test", p) orelse return error.OutOfMemory;
+                var at: usize = 0;
+                while (at < sizes[i]) : (at += page_bytes) try testing.expectEqual(tags[i], grown[at]);
+                free(grown, "test");
+            } else free(old, "test");
+        }
+        const size = 2 * mib + random.uintLessThan(usize, 10 * mib);
+        const zeroed = round % 5 == 0;
+        const block = (if (zeroed) p.allocZeroed(1, size) else p.alloc(size)) orelse return error.OutOfMemory;
+        if (zeroed) try testing.expect(std.mem.allEqual(u8, block[0..size], 0));
+        const tag: u8 = @truncate(round + 1);
+        var offset: usize = 0;
+        while (offset < size) : (offset += page_bytes) block[offset] = tag;
+        block[size - 1] = tag;
+        blocks[i] = block;
+        sizes[i] = size;
+        tags[i] = tag;
+    }
+    for (blocks) |block| if (block) |b| free(b, "test");
+}

@@ -1,0 +1,361 @@
+//! The huge blocks' cache: the freed anonymous mappings a pool keeps, with
+//! their pages and placement, for its next huge blocks (huge.zig).
+//!
+//! What: freeing keeps an anonymous mapping in the pool's `Cache` when it is small against
+//! the pool's live huge bytes (at most `cache_slots` mappings and
+//! max(`cache_min_bytes`, live / 2) bytes): it is unregistered from page_map
+//! (a stale pointer is "not allocated" again), but keeps its pages and its
+//! placement. The next huge block takes, in this order:
+//! - the smallest cached mapping that holds it (up to 1/4 too big whole; a
+//!   bigger one is split at a granule boundary: its head serves the block, its
+//!   tail stays cached);
+//! - else cached mappings moved side by side with mremap (`takeAssembledLocked`):
+//!   the biggest that fit together, then the head of one bigger than the gap
+//!   they leave, else a fresh mapping's pages for the rest;
+//! - else a fresh mapping.
+//! Moved pages are neither copied nor faulted again, so a program cycling
+//! blocks of random sizes (mimalloc-bench's malloc-large: 93% system time
+//! with a mapping per block) faults in little more than its peak. A cached
+//! mapping belongs to its pool, whose policy its VMAs already carry: it is
+//! never handed to another pool. Cached mappings older than `cache_decay_ns`
+//! are unmapped at the pool's next huge operation or decay tick, and a block
+//! bigger than the cap (a program freeing its one 1 GiB buffer) is unmapped at
+//! once. File-backed (FS_DAX) mappings are never cached: their pages are tier
+//! capacity that the user capped, and a freed block's bytes go back to the
+//! file at once. The floor of 10 MiB bounds what a program that freed
+//! everything still holds.
+//!
+//! Why: without a cache, malloc-large (blocks of 5-25 MiB, 20 live) spent
+//! 93% of its time in the kernel mapping, placing, faulting and unmapping;
+//! with a cache of whole mappings alone, whenever no cached mapping was big
+//! enough a new tail was faulted in and the cache, over its cap, unmapped as
+//! many pages as came in (570k faults against tcmalloc's 185k).
+//!
+//! Trade-off: up to half the live huge bytes stay resident for up to a second
+//! after their blocks are freed; an assembled block costs one mremap per
+//! segment and up to `huge.max_segments` VMAs, where an allocator with one
+//! reserved range per pool (jemalloc's extents, tcmalloc's page heap) would
+//! merge neighbours for free, but would need the pool's policy applied to
+//! address space it does not use yet.
+const std = @import("std");
+const assert = std.debug.assert;
+const linux = std.os.linux;
+const chunk_source = @import("chunk_source.zig");
+const pool_mod = @import("pool.zig");
+const huge = @import("huge.zig");
+const Pool = pool_mod.Pool;
+const Huge = huge.Huge;
+const cached_magic = huge.cached_magic;
+const max_segments = huge.max_segments;
+const growable = huge.growable;
+const unmapLocked = huge.unmapLocked;
+const page_bytes = std.heap.page_size_min;
+
+/// Mappings a pool keeps after their blocks are freed.
+pub const cache_slots = 16;
+comptime {
+    assert(cache_slots <= 32); // takeAssembledLocked's mask
+}
+/// Bytes of cached mappings a pool may always keep; more when half of
+/// its live huge bytes is more.
+pub const cache_min_bytes: usize = 10 * 1024 * 1024;
+/// A cached mapping unused this long is unmapped.
+pub const cache_decay_ns: u64 = 1_000_000_000;
+/// A cached mapping cut to fill an assembled mapping's gap keeps its tail cached only when the
+/// tail is at least this big; else it joins whole.
+const assembly_tail_min_bytes: usize = 1024 * 1024;
+
+/// A pool's freed huge mappings, kept for reuse (guarded by its page lock).
+pub const Cache = struct {
+    entries: [cache_slots]?*Huge = @splat(null),
+    bytes: usize = 0,
+};
+
+/// The smallest cached mapping that holds `map_bytes` at `map_align`,
+/// removed from the cache. An anonymous one that is more than a quarter too
+/// big is split at the first granule boundary after the request: the head
+/// serves it, and a tail of at least a granule stays cached as a mapping of
+/// its own, its pages kept (a smaller tail is unmapped); a file tier's is only
+/// taken when it is at most a quarter too big.
+pub fn takeCachedLocked(pool: *Pool, map_bytes: usize, map_align: usize) ?*Huge {
+    pool.page_lock.assertHeld();
+    const cache = &pool.huge_cache;
+    const trimmable = pool.source == .anonymous;
+    var best: ?usize = null;
+    for (cache.entries, 0..) |entry, i| {
+        const e = entry orelse continue;
+        if (e.map_bytes < map_bytes or e.map_base % map_align != 0) continue;
+        if (!trimmable and e.map_bytes - map_bytes > e.map_bytes / 4) continue;
+        if (best == null or e.map_bytes < cache.entries[best.?].?.map_bytes) best = i;
+    }
+    const i = best orelse return null;
+    const h = cache.entries[i].?;
+    cache.entries[i] = null;
+    cache.bytes -= h.map_bytes;
+    assert(h.magic == cached_magic and h.pool == pool);
+    if (h.map_bytes - map_bytes > h.map_bytes / 4) {
+        assert(trimmable);
+        const split = std.mem.alignForward(usize, h.map_base + map_bytes, chunk_source.granule_bytes);
+        const end = h.map_base + h.map_bytes;
+        if (end >= split + chunk_source.granule_bytes) {
+            // The slot `h` left holds the tail: the cache's bytes lose only the head's.
+            const tail = splitCached(pool, h, split - h.map_base);
+            cache.entries[i] = tail;
+            cache.bytes += tail.map_bytes;
+            trimCacheLocked(pool, cacheCapLocked(pool, 0));
+        } else {
+            _ = linux.munmap(@ptrFromInt(h.map_base + map_bytes), h.map_bytes - map_bytes);
+            _ = pool.stats.huge_bytes.fetchSub(h.map_bytes - map_bytes, .monotonic);
+            h.cutSegments(map_bytes, null);
+            h.map_bytes = map_bytes;
+            assert(h.segmentsCover());
+        }
+        assert(h.map_bytes >= map_bytes);
+    }
+    return h;
+}
+
+/// A mapping of `map_bytes` assembled from cached mappings that are each too small for it: the
+/// biggest that fit together (biggest first), then the head of the smallest one bigger than the
+/// gap they leave (its tail stays cached), all moved side by side with mremap to a fresh range.
+/// Their pages move, none is copied, zeroed or faulted again; if nothing fills the gap, a fresh
+/// mapping under them supplies the rest. Without this, a program cycling blocks of random sizes
+/// (malloc-large: 5-25 MiB) faulted in a new tail whenever no one cached mapping was big
+/// enough, and the cache, over its cap, unmapped as many pages as came in. Null, the cache as it
+/// was, when nothing fits, the pool's mappings cannot move (`growable`) or no address space is
+/// left; a failed move (no VMA left) unmaps the pieces taken and gives null too.
+pub fn takeAssembledLocked(pool: *Pool, map_bytes: usize, map_align: usize) ?*Huge {
+    pool.page_lock.assertHeld();
+    if (!growable(pool)) return null;
+    const cache = &pool.huge_cache;
+    var taken: u32 = 0; // bit i: entry i is a piece
+    var pieces_bytes: usize = 0;
+    var segment_count: usize = 0;
+    while (true) {
+        var best: ?usize = null;
+        for (cache.entries, 0..) |entry, i| {
+            const e = entry orelse continue;
+            // One segment is kept for the gap.
+            if ((taken >> @intCast(i)) & 1 != 0 or pieces_bytes + e.map_bytes > map_bytes or segment_count + e.segment_count >= max_segments) continue;
+            if (best == null or e.map_bytes > cache.entries[best.?].?.map_bytes) best = i;
+        }
+        const i = best orelse break;
+        taken |= @as(u32, 1) << @intCast(i);
+        pieces_bytes += cache.entries[i].?.map_bytes;
+        segment_count += cache.entries[i].?.segment_count;
+    }
+    const gap = map_bytes - pieces_bytes;
+    var filler: ?usize = null;
+    if (gap > 0) {
+        for (cache.entries, 0..) |entry, i| {
+            const e = entry orelse continue;
+            if ((taken >> @intCast(i)) & 1 != 0 or e.map_bytes <= gap or segment_count + e.segment_count > max_segments) continue;
+            if (filler == null or e.map_bytes < cache.entries[filler.?].?.map_bytes) filler = i;
+        }
+    }
+    if (taken == 0 and filler == null) return null;
+    // The filler's head: the gap in whole pages, or all of it when its tail would be too small to keep.
+    var head_bytes: usize = 0;
+    if (filler) |i| {
+        head_bytes = std.mem.alignForward(usize, gap, page_bytes);
+        if (cache.entries[i].?.map_bytes - head_bytes < assembly_tail_min_bytes) head_bytes = cache.entries[i].?.map_bytes;
+    }
+    const moved_bytes = pieces_bytes + head_bytes;
+    const total = @max(map_bytes, moved_bytes);
+    var e: linux.E = .SUCCESS;
+    const base = (if (moved_bytes < total)
+        chunk_source.mapAligned(&pool.source, &pool.policy, total, map_align, &e, &pool.stats.mbind_calls)
+    else
+        chunk_source.reserveAddressSpace(total, map_align, &e)) catch return null;
+    // From here the pieces are out of the cache (the filler's tail stays in its slot).
+    var pieces: [cache_slots]*Huge = undefined;
+    var piece_count: usize = 0;
+    for (cache.entries, 0..) |entry, i| {
+        if ((taken >> @intCast(i)) & 1 == 0) continue;
+        pieces[piece_count] = entry.?;
+        piece_count += 1;
+        cache.entries[i] = null;
+        cache.bytes -= entry.?.map_bytes;
+    }
+    if (filler) |i| {
+        const whole = cache.entries[i].?;
+        if (head_bytes == whole.map_bytes) {
+            cache.entries[i] = null;
+        } else {
+            cache.entries[i] = splitCached(pool, whole, head_bytes);
+        }
+        cache.bytes -= head_bytes;
+        pieces[piece_count] = whole;
+        piece_count += 1;
+    }
+    var lengths: [max_segments]usize = undefined;
+    var count: usize = 0;
+    var offset: usize = 0;
+    var failed = false;
+    for (pieces[0..piece_count]) |piece| {
+        assert(piece.magic == cached_magic and piece.pool == pool and piece.segmentsCover());
+        const from = piece.map_base;
+        const piece_bytes = piece.map_bytes;
+        const n = piece.segment_count;
+        // Copied out first: the header moves with the first segment.
+        @memcpy(lengths[count..][0..n], piece.segments[0..n]);
+        const moved = if (failed) 0 else moveSegments(from, lengths[count..][0..n], base + offset);
+        if (moved < piece_bytes) {
+            // What did not move is unmapped where it is (the moved part goes with `base` below).
+            failed = true;
+            _ = linux.munmap(@ptrFromInt(from + moved), piece_bytes - moved);
+        }
+        count += n;
+        offset += piece_bytes;
+    }
+    assert(offset == moved_bytes and count <= max_segments);
+    if (failed) {
+        _ = linux.munmap(@ptrFromInt(base), total);
+        _ = pool.stats.huge_bytes.fetchSub(moved_bytes, .monotonic);
+        return null;
+    }
+    if (moved_bytes < total) {
+        lengths[count] = total - moved_bytes;
+        count += 1;
+    }
+    // The first piece's header page is the mapping's first page now.
+    const h: *Huge = @ptrFromInt(base);
+    h.* = .{
+        .magic = cached_magic,
+        .pool = pool,
+        .map_base = base,
+        .map_bytes = total,
+        .user = 0,
+        .next = null,
+        .prev = null,
+        .zero = false,
+        .segment_count = @intCast(count),
+    };
+    @memcpy(h.segments[0..count], lengths[0..count]);
+    assert(h.segmentsCover() and h.map_bytes >= map_bytes);
+    _ = pool.stats.huge_bytes.fetchAdd(total - moved_bytes, .monotonic);
+    return h;
+}
+
+/// Splits the cached mapping `h` at `offset` bytes into it: `h` keeps the head, and the tail,
+/// returned, gets a header of its own in its first page (its pages and placement kept).
+fn splitCached(pool: *Pool, h: *Huge, offset: usize) *Huge {
+    pool.page_lock.assertHeld();
+    assert(offset % page_bytes == 0 and offset > 0 and offset < h.map_bytes);
+    const tail: *Huge = @ptrFromInt(h.map_base + offset);
+    tail.* = .{
+        .magic = cached_magic,
+        .pool = pool,
+        .map_base = h.map_base + offset,
+        .map_bytes = h.map_bytes - offset,
+        .user = 0,
+        .next = null,
+        .prev = null,
+        .cached_ns = h.cached_ns,
+        .zero = false,
+    };
+    h.cutSegments(offset, tail);
+    h.map_bytes = offset;
+    assert(h.segmentsCover() and tail.segmentsCover());
+    return tail;
+}
+
+/// Moves the segments of `lengths`, which lie side by side from `from`, to the same places from
+/// `to` (mremap: the pages move, page tables only). Returns the bytes moved: all of them, or
+/// those before the segment that failed to move (it and those after stay where they were).
+fn moveSegments(from: usize, lengths: []const usize, to: usize) usize {
+    var offset: usize = 0;
+    for (lengths) |len| {
+        const rc = linux.mremap(@ptrFromInt(from + offset), len, len, .{ .MAYMOVE = true, .FIXED = true }, @ptrFromInt(to + offset));
+        if (linux.errno(rc) != .SUCCESS) return offset;
+        assert(rc == to + offset);
+        offset += len;
+    }
+    return offset;
+}
+
+/// Puts `h` (unlinked, unregistered) into the cache, evicting the oldest
+/// mappings to make room, or unmaps it when it is bigger than the cap.
+pub fn cacheOrUnmapLocked(pool: *Pool, h: *Huge, now: u64) void {
+    pool.page_lock.assertHeld();
+    const cache = &pool.huge_cache;
+    const cap = cacheCapLocked(pool, h.map_bytes);
+    // A file tier's pages are capacity the user capped (PMEM_SIZE_LIMIT): never held back.
+    if (h.map_bytes > cap or pool.source != .anonymous) {
+        unmapLocked(pool, h);
+        return trimCacheLocked(pool, cap);
+    }
+    while (true) {
+        var free_slot: ?usize = null;
+        var oldest: ?usize = null;
+        for (cache.entries, 0..) |entry, i| {
+            const e = entry orelse {
+                free_slot = i;
+                continue;
+            };
+            if (oldest == null or e.cached_ns < cache.entries[oldest.?].?.cached_ns) oldest = i;
+        }
+        if (free_slot != null and cache.bytes + h.map_bytes <= cap) {
+            h.magic = cached_magic;
+            h.cached_ns = now;
+            cache.entries[free_slot.?] = h;
+            cache.bytes += h.map_bytes;
+            return;
+        }
+        const victim = oldest.?; // bytes over the cap with h alone within it: not empty
+        const e = cache.entries[victim].?;
+        cache.entries[victim] = null;
+        cache.bytes -= e.map_bytes;
+        unmapLocked(pool, e);
+    }
+}
+
+/// What the cache may hold: max(`cache_min_bytes`, half the live huge bytes), the live
+/// bytes counted without the cache and without `leaving_bytes` (a mapping being freed).
+fn cacheCapLocked(pool: *Pool, leaving_bytes: usize) usize {
+    pool.page_lock.assertHeld();
+    const live = pool.stats.huge_bytes.load(.monotonic) - pool.huge_cache.bytes - leaving_bytes;
+    return @max(cache_min_bytes, live / 2);
+}
+
+/// Unmaps the oldest cached mappings until the cache holds at most `cap` bytes.
+fn trimCacheLocked(pool: *Pool, cap: usize) void {
+    pool.page_lock.assertHeld();
+    const cache = &pool.huge_cache;
+    while (cache.bytes > cap) {
+        var oldest: ?usize = null;
+        for (cache.entries, 0..) |entry, i| {
+            const e = entry orelse continue;
+            if (oldest == null or e.cached_ns < cache.entries[oldest.?].?.cached_ns) oldest = i;
+        }
+        const e = cache.entries[oldest.?].?; // bytes > 0: not empty
+        cache.entries[oldest.?] = null;
+        cache.bytes -= e.map_bytes;
+        unmapLocked(pool, e);
+    }
+}
+
+/// Unmaps the cached mappings older than `cache_decay_ns`. Page lock held.
+pub fn expireLocked(pool: *Pool, now: u64) void {
+    pool.page_lock.assertHeld();
+    const cache = &pool.huge_cache;
+    if (cache.bytes == 0) return;
+    for (&cache.entries) |*entry| {
+        const e = entry.* orelse continue;
+        if (now -% e.cached_ns < cache_decay_ns) continue;
+        entry.* = null;
+        cache.bytes -= e.map_bytes;
+        unmapLocked(pool, e);
+    }
+}
+
+/// Unmaps every cached mapping (pool teardown). Page lock held.
+pub fn dropCacheLocked(pool: *Pool) void {
+    pool.page_lock.assertHeld();
+    for (&pool.huge_cache.entries) |*entry| {
+        const e = entry.* orelse continue;
+        entry.* = null;
+        unmapLocked(pool, e);
+    }
+    pool.huge_cache.bytes = 0;
+}
