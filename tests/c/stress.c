@@ -11,8 +11,9 @@
  *                    (16 B .. 4 MiB), cross-thread frees through a shared exchange, every block
  *                    filled with a pattern derived from its address and size and verified
  *                    before it is freed or after it is moved; then everything is freed (what
- *                    is left in the exchange by a thread that then exits) and RSS is read
- *                    again (STRESS_SMAPS=1: the mappings still resident, on stderr). Prints {"threads","ops","rss_before_kib","rss_peak_kib",
+ *                    is left in the exchange by a thread that then exits) and, after
+ *                    settle_after_shrink, RSS is read again (STRESS_SMAPS=1: the mappings
+ *                    still resident, on stderr). Prints {"threads","ops","rss_before_kib","rss_peak_kib",
  *                    "rss_after_kib","mapped_bytes","checked_blocks"} (mapped_bytes: hmalloc only).
  *   fork T F         T threads churn while the main thread forks F times; each child verifies a
  *                    pre-fork block, allocates and frees mixed sizes, and exit(0)s. "ok fork F"
@@ -43,6 +44,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifdef STRESS_HMALLOC
@@ -276,6 +278,23 @@ static void print_resident_mappings(void) {
   fclose(f);
 }
 
+/* What the allocator promises a program that freed what it had: its pages go back at its first
+ * free of a page run once its pools have stayed below 1/8 of their peak for 200 ms (a shorter
+ * drop is churn, as when all of a program's threads exit and the next ones start; there is no
+ * background thread). So: wait past that, then free a few 64 KiB blocks (page runs, spread over
+ * memtier's tiers by its ratio) before reading RSS. */
+static void settle_after_shrink(void) {
+  enum { blocks = 16, block_bytes = 64 << 10 };
+  struct timespec pause = {0, 300 * 1000 * 1000};
+  nanosleep(&pause, NULL);
+  void *p[blocks];
+  for (int i = 0; i < blocks; i++) {
+    p[i] = ALLOC(block_bytes);
+    if (p[i] == NULL) fail("%s(%d) returned NULL", API, block_bytes);
+  }
+  for (int i = 0; i < blocks; i++) FREE(p[i]);
+}
+
 static int threads_mode(unsigned threads, unsigned long ops) {
   if (threads < 1 || threads > threads_max) fail("threads must be 1..%d", threads_max);
   static struct worker w[threads_max];
@@ -292,6 +311,7 @@ static int threads_mode(unsigned threads, unsigned long ops) {
     if ((errno = pthread_create(&drainer, NULL, drain_exchange, NULL)) != 0) die("pthread_create");
     pthread_join(drainer, NULL);
   }
+  settle_after_shrink();
   long peak = status_kib("VmHWM");
   long after = status_kib("VmRSS");
   print_resident_mappings();

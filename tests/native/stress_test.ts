@@ -126,7 +126,11 @@ export function rssSlackKib(report: ThreadsReport, pools: number = 1): number {
  * allocator changes of 2026-12-07's third stop, 8 threads with two tiers keep 22-37 MiB (11-24 MiB
  * before, same machine, same day): the per-pool constant went from 16 to 20 MiB. Not located:
  * forcing a single bin shard, with per-bin empty-slab budgets, still kept 22-32 MiB; noted on
- * issue 13.
+ * issue 13. Located since: each pool still had 11-12% of its peak in page runs after all was freed
+ * (empty slabs kept for their classes), above the 1/8 line under which a pool counted as shrinking,
+ * so up to 26 MiB per pool stayed dirty; with the line at 1/4 (and RSS read after stress.c's
+ * settle_after_shrink), two tiers keep 25-33 MiB at 1:1 (35-85 before), one tier 16-18 MiB: the
+ * pages in runs, 1 MiB dirty, the huge-mapping cache's 10 MiB floor (for a second), metadata.
  */
 function poolsOf(api: Api): number {
   return api === "memtier+fsdax" ? 2 : 1;

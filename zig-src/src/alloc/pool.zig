@@ -35,21 +35,26 @@
 //! pages are freed — no background thread. The cap is the room under the
 //! recent peak: the pages freed since the most pages in use over the last one
 //! to two decay intervals, between `dirty_max_pages` (1 MiB) and
-//! `dirty_room_max_pages` (32 MiB). So a load that frees and takes back pages
+//! `dirty_room_max_pages` (256 MiB). So a load that frees and takes back pages
 //! keeps them (the pages it will take again are ones it just had), while
 //! dirty pages never lift a pool's resident pages above that peak by more than
-//! the base cap. Once the pages in use fell below 1/8 of the peak, the pool is
-//! shrinking, not churning: the cap is half the pages in use, so a program that
-//! frees what it had gets its pages purged at its next frees; a program that
-//! frees some and then idles keeps at most what it freed (≤ 32 MiB plus
-//! `hard_extra_pages` plus one block) until its next free after a decay tick.
-//! A cap purge skips ranges shorter than `purge_range_min_pages` when the
-//! longer ones suffice, and a new run is taken from dirty pages first, anywhere
-//! in the pool (`allocRunLocked`), so fresh pages are faulted in only when no
-//! resident free span fits. Measured (mimalloc-bench, 2 threads): rptest made
-//! 19-37k page faults per run with a cap that grew only after purges were
-//! undone (from 1 MiB, halved at each quiet tick), 9-26k so; mstress
-//! 18-25k, 8-16k so (mimalloc 4-5k; tcmalloc 6k).
+//! the base cap. Once the pages in use stayed below 1/4 of the peak for
+//! `shrink_delay_ns` (200 ms), the pool is shrinking, not churning: the cap is
+//! half the pages in use, so a program that freed what it had gets its pages
+//! purged at its first free of a page run after that; a shorter drop (all of a
+//! program's threads exiting, the next ones starting) keeps them. A program
+//! that frees some and then idles keeps at most what it freed until its next
+//! free after a decay tick, as with jemalloc's decay without its background
+//! thread. A cap purge skips ranges shorter than `purge_range_min_pages` when
+//! the longer ones suffice, and a new run is taken from dirty pages first,
+//! anywhere in the pool (`allocRunLocked`), so fresh pages are faulted in only
+//! when no resident free span fits. Measured (mimalloc-bench, 2 threads):
+//! rptest made 19-37k page faults per run with a cap that grew only after
+//! purges were undone (from 1 MiB, halved at each quiet tick), 9-26k so;
+//! mstress 18-25k, 8-16k so (mimalloc 4-5k; tcmalloc 6k). mimalloc's
+//! test-stress (32 threads re-created 50 times) with a 32 MiB cap and an
+//! immediate shrink: 1.76M faults, 9.0-9.4 s (glibc 8.2-8.6 s); 0.14-0.26M,
+//! 5.9-6.4 s so; xmalloc-test 570-650k -> 13-37k faults.
 const std = @import("std");
 const builtin = @import("builtin");
 const assert = std.debug.assert;
@@ -95,11 +100,20 @@ pub const dirty_max_pages: usize = 256;
 /// of exiting threads emptying slabs) made 4,414 madvise calls per run, 3,621
 /// with the wait; python3's peak RSS did not move.
 const cap_purge_ns: u64 = 10_000_000;
-/// The largest cap: what a program that frees some memory and then idles may keep resident.
-const dirty_room_max_pages: usize = 8192;
-/// A pool whose pages in use fell below 1/this of their peak keeps at most half of them
-/// dirty (`effectiveCapPages`).
-const shrunk_share: usize = 8;
+/// The largest cap: what a program that frees some memory and then idles may keep resident
+/// (256 MiB). At 32 MiB, mimalloc's test-stress (32 threads re-created 50 times, ~130 MiB
+/// each round) purged each round's pages at its end and faulted them in again in the next:
+/// 1.8M faults, 346k madvise calls, 1.15x glibc's time; 0.2-0.3M faults, 0.75x, at 256 MiB.
+const dirty_room_max_pages: usize = 65536;
+/// A pool whose pages in use stayed below 1/this of their peak for `shrink_delay_ns` keeps at
+/// most half of them dirty (`effectiveCapPages`). 1/4, not 1/8: once a stress test's threads
+/// had freed everything, each pool still had 11-12% of its peak in runs (slabs kept empty for
+/// their classes, slabs pinned by a live thread's cache), and kept 26 MiB dirty per pool.
+const shrunk_share: usize = 4;
+/// How long a pool stays below 1/`shrunk_share` of its peak before it counts as shrinking: a
+/// drop shorter than this is churn (all of test-stress's threads exit at the end of a round,
+/// and the next round's threads start at once), a longer one a program that freed its memory.
+const shrink_delay_ns: u64 = 200_000_000;
 /// Over the cap plus this many pages (1 MiB), a purge does not wait for `cap_purge_ns`.
 const hard_extra_pages: usize = 256;
 /// A cap purge skips dirty ranges shorter than this when the longer ones bring the pool to
@@ -147,6 +161,10 @@ pub const Pool = struct {
     used_pages: usize = 0,
     peak_used_pages: usize = 0,
     previous_peak_used_pages: usize = 0,
+    /// When the pages in use last fell below 1/`shrunk_share` of the recent peak (0: they are
+    /// not below it), and whether they have stayed below for `shrink_delay_ns` since.
+    shrunk_since_ns: u64 = 0,
+    shrinking: bool = false,
     huge_list: ?*huge.Huge = null,
     /// Freed huge mappings kept for reuse (huge.zig), under `page_lock`.
     huge_cache: huge.Cache = .{},
@@ -364,6 +382,10 @@ pub const Pool = struct {
         pool.dirty_pages -= c.takeDirty(run);
         pool.used_pages += run.pages;
         pool.peak_used_pages = @max(pool.peak_used_pages, pool.used_pages);
+        if (pool.shrunk_since_ns != 0 and !pool.belowShrinkLine()) {
+            pool.shrunk_since_ns = 0;
+            pool.shrinking = false;
+        }
         pool.assertDirtyPages();
         return run;
     }
@@ -410,6 +432,7 @@ pub const Pool = struct {
         // each time: 1 MiB from Deno, 21 -> 592 us per hcalloc).
         const now = monotonicNs();
         pool.used_pages -= pages;
+        pool.noteShrink(now);
         const cap = pool.effectiveCapPages();
         if (pool.dirty_pages > cap) {
             // At most one such purge per `cap_purge_ns` while under the hard
@@ -432,6 +455,24 @@ pub const Pool = struct {
         }
     }
 
+    /// Whether the pages in use are below 1/`shrunk_share` of the recent peak.
+    inline fn belowShrinkLine(pool: *const Pool) bool {
+        return pool.used_pages * shrunk_share < @max(pool.peak_used_pages, pool.previous_peak_used_pages);
+    }
+
+    /// Updates `shrunk_since_ns` and `shrinking` after pages were freed at `now`.
+    pub fn noteShrink(pool: *Pool, now: u64) void {
+        pool.page_lock.assertHeld();
+        if (!pool.belowShrinkLine()) {
+            pool.shrunk_since_ns = 0;
+            pool.shrinking = false;
+        } else if (pool.shrunk_since_ns == 0) {
+            pool.shrunk_since_ns = @max(now, 1);
+        } else if (now -% pool.shrunk_since_ns >= shrink_delay_ns) {
+            pool.shrinking = true;
+        }
+    }
+
     /// The most dirty pages the pool holds after a free (but the run just freed): a purge
     /// never waits beyond the cap plus `hard_extra_pages`.
     pub fn dirtyHardLimitPages(pool: *const Pool) usize {
@@ -441,13 +482,14 @@ pub const Pool = struct {
     /// The cap in force: the pages freed since the recent peak of the pages in use (the
     /// most over this decay interval and the one before), so dirty pages never lift the
     /// pool's resident pages above that peak by more than the base cap `dirty_max_pages`
-    /// (the floor), and at most `dirty_room_max_pages`. A pool down to 1/`shrunk_share` of
-    /// its peak is shrinking, not churning: it keeps at most half the pages in use, so a
-    /// program that frees what it had gives the pages back at its next frees.
+    /// (the floor), and at most `dirty_room_max_pages`. A pool that stayed below
+    /// 1/`shrunk_share` of that peak for `shrink_delay_ns` is shrinking, not churning: it keeps
+    /// at most half the pages in use, so a program that freed what it had gives the pages back
+    /// at its first free of a page run after that delay.
     inline fn effectiveCapPages(pool: *const Pool) usize {
         assert(pool.peak_used_pages >= pool.used_pages);
         const peak = @max(pool.peak_used_pages, pool.previous_peak_used_pages);
-        const room = if (pool.used_pages * shrunk_share < peak)
+        const room = if (pool.shrinking)
             pool.used_pages / 2
         else
             peak - pool.used_pages;

@@ -167,7 +167,7 @@ test "a load that frees and takes back more than the base cap keeps those pages 
     for (blocks) |b| free(b, "test");
 }
 
-test "the cap in force: the room under the recent peak, within the base cap and 32 MiB, and half the pages in use once the pool shrank to 1/8 of its peak" {
+test "the cap in force: the room under the recent peak, within the base cap and 256 MiB, and half the pages in use once the pool is shrinking" {
     const p = try testPool();
     defer registry.destroy(p);
     const hard_extra = p.dirtyHardLimitPages() - dirty_max_pages; // an empty pool: the base cap
@@ -176,23 +176,52 @@ test "the cap in force: the room under the recent peak, within the base cap and 
     try testing.expectEqual(@as(usize, 3000) + hard_extra, p.dirtyHardLimitPages());
     p.used_pages = 6000; // at the peak: nothing freed to keep
     try testing.expectEqual(dirty_max_pages + hard_extra, p.dirtyHardLimitPages());
-    p.used_pages = 700; // below 1/8 of the peak: shrinking, half the pages in use at most
+    p.used_pages = 700; // below 1/4 of the peak, but not for long: the room still
+    try testing.expectEqual(@as(usize, 5300) + hard_extra, p.dirtyHardLimitPages());
+    p.shrinking = true; // for long: half the pages in use at most
     try testing.expectEqual(@as(usize, 350) + hard_extra, p.dirtyHardLimitPages());
     p.used_pages = 100; // and never below the base cap
     try testing.expectEqual(dirty_max_pages + hard_extra, p.dirtyHardLimitPages());
+    p.shrinking = false;
     p.used_pages = 740;
-    p.peak_used_pages = 5000; // not below 1/8
+    p.peak_used_pages = 5000;
     try testing.expectEqual(@as(usize, 4260) + hard_extra, p.dirtyHardLimitPages());
     // The peak of the decay interval before counts too (a tick resets the current one).
     p.peak_used_pages = 2000;
     p.previous_peak_used_pages = 5000;
     p.used_pages = 1000;
     try testing.expectEqual(@as(usize, 4000) + hard_extra, p.dirtyHardLimitPages());
-    // At most 32 MiB, however far below a big peak.
-    p.peak_used_pages = 80_000;
+    // At most 256 MiB, however far below a big peak.
+    p.peak_used_pages = 200_000;
     p.previous_peak_used_pages = 0;
-    p.used_pages = 40_000;
-    try testing.expectEqual(@as(usize, 8192) + hard_extra, p.dirtyHardLimitPages());
+    p.used_pages = 100_000;
+    try testing.expectEqual(@as(usize, 65536) + hard_extra, p.dirtyHardLimitPages());
+    p.used_pages = 0;
+    p.peak_used_pages = 0;
+}
+
+test "a pool counts as shrinking once it stayed below 1/4 of its peak for the delay, and stops when it grows again" {
+    const p = try testPool();
+    defer registry.destroy(p);
+    p.page_lock.lock();
+    defer p.page_lock.unlock();
+    const ms: u64 = 1_000_000;
+    p.peak_used_pages = 8000;
+    p.used_pages = 900; // below 1/4 since t = 1000 ms
+    p.noteShrink(1000 * ms);
+    try testing.expect(!p.shrinking);
+    p.noteShrink(1100 * ms); // 100 ms: churn, a round's threads gone and the next to come
+    try testing.expect(!p.shrinking);
+    p.noteShrink(1250 * ms); // 250 ms: shrinking
+    try testing.expect(p.shrinking);
+    p.used_pages = 2500; // back above the line: churn again, and the clock starts over
+    p.noteShrink(1300 * ms);
+    try testing.expect(!p.shrinking);
+    p.used_pages = 500;
+    p.noteShrink(1400 * ms);
+    try testing.expect(!p.shrinking);
+    p.noteShrink(1500 * ms);
+    try testing.expect(!p.shrinking);
     p.used_pages = 0;
     p.peak_used_pages = 0;
 }
