@@ -120,6 +120,8 @@ export function suitePrograms(suite: string, procs: number): Program[] {
     { name: "cache-scratchN", binary: "cache-scratch", args: [p, "1000", "1", "2000000", p] },
     { name: "malloc-large", binary: "malloc-large", args: [] },
     { name: "mstressN", binary: "mstress", args: [p, "50", "25"] },
+    // Threads far beyond the cores (issue 13's "test-stress, 32 threads, scale 50, 50 rounds").
+    { name: "mstress32", binary: "mstress", args: ["32", "50", "50"] },
     { name: "mleak10", binary: "mleak", args: ["5"] },
     { name: "mleak100", binary: "mleak", args: ["50"] },
     {
