@@ -17,7 +17,9 @@
 //! or grows one VMA at a time (a range over several only from Linux 6.17). So
 //! each mapping lists its `segments`, ranges that each lie inside one VMA
 //! (at most `max_segments`, which bounds the VMAs a block costs), and moves
-//! segment by segment.
+//! segment by segment. The segments of all huge mappings are counted
+//! (`segments_in_use`), and blocks are no longer assembled while they exceed a
+//! quarter of the kernel's default limit of VMAs per process.
 //!
 //! Growing: an anonymous block grows with mremap (in place by its last
 //! segment if the address space after it is free, else a one-segment block
@@ -50,6 +52,22 @@ pub const cached_magic: u64 = 0x686d_6375_6765_3031; // "hmcuge01"
 
 /// Most segments (ranges each inside one VMA) one huge mapping may have: see `Huge.segments`.
 pub const max_segments = 32;
+/// Segments of all live and cached huge mappings of all pools: each may be a VMA of its own.
+/// Assembling stops while this is above `segments_budget`, a quarter of the kernel's default
+/// `vm.max_map_count` (65530): a program with thousands of huge blocks would otherwise run out
+/// of VMAs (mmap, mremap and mprotect fail with ENOMEM) where one mapping per block would not.
+pub var segments_in_use: std.atomic.Value(usize) = .init(0);
+pub const segments_budget: usize = 16384;
+
+/// Books a change of `delta` segments to `segments_in_use`.
+pub fn noteSegments(delta: isize) void {
+    if (delta >= 0) {
+        _ = segments_in_use.fetchAdd(@intCast(delta), .monotonic);
+    } else {
+        const old = segments_in_use.fetchSub(@intCast(-delta), .monotonic);
+        assert(old >= @as(usize, @intCast(-delta)));
+    }
+}
 
 pub const Huge = struct {
     magic: u64,
@@ -82,6 +100,7 @@ pub const Huge = struct {
 
     /// The mapping is one segment (made at once, or grown or moved whole).
     fn setOneSegment(h: *Huge) void {
+        noteSegments(1 - @as(isize, h.segment_count));
         h.segments[0] = h.map_bytes;
         h.segment_count = 1;
     }
@@ -94,9 +113,12 @@ pub const Huge = struct {
     }
 
     /// Cuts the segments at `offset` bytes into the mapping: `h` keeps those before it, `tail`
-    /// (if any) gets those after. `h.map_bytes` is the caller's to set.
+    /// (if any, a new header with no segments yet) gets those after. `h.map_bytes` is the
+    /// caller's to set.
     pub fn cutSegments(h: *Huge, offset: usize, tail: ?*Huge) void {
         assert(offset > 0 and offset < h.map_bytes and h.segmentsCover());
+        const before: isize = h.segment_count;
+        defer noteSegments(@as(isize, h.segment_count) + @as(isize, if (tail) |t| t.segment_count else 0) - before);
         var start: usize = 0;
         var i: usize = 0;
         while (start + h.segments[i] <= offset) : (i += 1) start += h.segments[i];
@@ -215,6 +237,7 @@ pub fn free(h: *Huge) void {
 
 pub fn unmapLocked(pool: *Pool, h: *Huge) void {
     pool.page_lock.assertHeld();
+    noteSegments(-@as(isize, h.segment_count));
     const base = h.map_base;
     const bytes = h.map_bytes;
     _ = pool.stats.huge_bytes.fetchSub(bytes, .monotonic);

@@ -127,6 +127,7 @@ pub fn takeCachedLocked(pool: *Pool, map_bytes: usize, map_align: usize) ?*Huge 
 pub fn takeAssembledLocked(pool: *Pool, map_bytes: usize, map_align: usize) ?*Huge {
     pool.page_lock.assertHeld();
     if (!growable(pool)) return null;
+    if (huge.segments_in_use.load(.monotonic) + max_segments > huge.segments_budget) return null;
     const cache = &pool.huge_cache;
     var taken: u32 = 0; // bit i: entry i is a piece
     var pieces_bytes: usize = 0;
@@ -212,6 +213,7 @@ pub fn takeAssembledLocked(pool: *Pool, map_bytes: usize, map_align: usize) ?*Hu
     if (failed) {
         _ = linux.munmap(@ptrFromInt(base), total);
         _ = pool.stats.huge_bytes.fetchSub(moved_bytes, .monotonic);
+        huge.noteSegments(-@as(isize, @intCast(count)));
         return null;
     }
     if (moved_bytes < total) {
@@ -233,6 +235,8 @@ pub fn takeAssembledLocked(pool: *Pool, map_bytes: usize, map_align: usize) ?*Hu
     };
     @memcpy(h.segments[0..count], lengths[0..count]);
     assert(h.segmentsCover() and h.map_bytes >= map_bytes);
+    // The pieces' segments were booked (`count` of them before the fresh rest's).
+    if (moved_bytes < total) huge.noteSegments(1);
     _ = pool.stats.huge_bytes.fetchAdd(total - moved_bytes, .monotonic);
     return h;
 }

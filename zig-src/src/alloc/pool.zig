@@ -539,6 +539,7 @@ pub const Pool = struct {
             const e = entry.* orelse continue;
             entry.* = null;
             _ = pool.stats.huge_bytes.fetchSub(e.map_bytes, .monotonic);
+            huge.noteSegments(-@as(isize, e.segment_count));
             _ = linux.munmap(@ptrFromInt(e.map_base), e.map_bytes);
         }
         pool.huge_cache.bytes = 0;

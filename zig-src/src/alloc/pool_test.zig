@@ -423,8 +423,10 @@ test "a huge block bigger than every cached mapping is assembled from them: thei
 }
 
 test "huge blocks of random sizes cycled through the cache (assembled, split, grown) keep their contents, and calloc's are zero" {
+    const huge = @import("alloc").huge;
+    const segments_before = huge.segments_in_use.load(.monotonic);
     const p = try testPool();
-    defer registry.destroy(p);
+    errdefer registry.destroy(p);
     const mib: usize = 1 << 20;
     var prng = std.Random.DefaultPrng.init(0x5eed);
     const random = prng.random();
@@ -460,4 +462,26 @@ test "huge blocks of random sizes cycled through the cache (assembled, split, gr
         tags[i] = tag;
     }
     for (blocks) |block| if (block) |b| free(b, "test");
+    // Every segment booked for the VMA budget is given back with the mappings.
+    registry.destroy(p);
+    try testing.expectEqual(segments_before, huge.segments_in_use.load(.monotonic));
+}
+
+test "over the VMA budget, a huge block is not assembled from cached mappings but mapped anew" {
+    const huge = @import("alloc").huge;
+    const p = try testPool();
+    defer registry.destroy(p);
+    const kib: usize = 1 << 10;
+    const a = p.alloc(4096 * kib) orelse return error.OutOfMemory;
+    const b = p.alloc(3072 * kib) orelse return error.OutOfMemory;
+    free(a, "test");
+    free(b, "test");
+    const mapped = p.stats.huge_bytes.load(.monotonic);
+    // As if thousands of assembled blocks were live: their VMAs count against the process's.
+    _ = huge.segments_in_use.fetchAdd(huge.segments_budget, .monotonic);
+    defer _ = huge.segments_in_use.fetchSub(huge.segments_budget, .monotonic);
+    const c = p.alloc(6144 * kib) orelse return error.OutOfMemory;
+    try testing.expect(p.stats.huge_bytes.load(.monotonic) > mapped); // a fresh mapping
+    try testing.expectEqual(mapped, p.huge_cache.bytes); // both kept as they were
+    free(c, "test");
 }
