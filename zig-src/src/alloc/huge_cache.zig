@@ -69,7 +69,43 @@ const assembly_tail_min_bytes: usize = 1024 * 1024;
 pub const Cache = struct {
     entries: [cache_slots]?*Huge = @splat(null),
     bytes: usize = 0,
+
+    /// Removes the mapping in slot `i` from the cache and returns it.
+    fn take(cache: *Cache, i: usize) *Huge {
+        const h = cache.entries[i].?;
+        cache.entries[i] = null;
+        cache.bytes -= h.map_bytes;
+        return h;
+    }
+
+    /// The slot of the mapping cached longest ago, null when the cache is empty.
+    fn oldest(cache: *const Cache) ?usize {
+        var found: ?usize = null;
+        for (cache.entries, 0..) |entry, i| {
+            const e = entry orelse continue;
+            if (found == null or e.cached_ns < cache.entries[found.?].?.cached_ns) found = i;
+        }
+        return found;
+    }
 };
+
+/// Writes the header of a cached mapping of `bytes` at `base` (its first page, already ours),
+/// whose contents are not known to be zero, and returns it. Its segments are the caller's to set.
+fn cachedHeaderAt(pool: *Pool, base: usize, bytes: usize, cached_ns: u64) *Huge {
+    const h: *Huge = @ptrFromInt(base);
+    h.* = .{
+        .magic = cached_magic,
+        .pool = pool,
+        .map_base = base,
+        .map_bytes = bytes,
+        .user = 0,
+        .next = null,
+        .prev = null,
+        .cached_ns = cached_ns,
+        .zero = false,
+    };
+    return h;
+}
 
 /// The smallest cached mapping that holds `map_bytes` at `map_align`,
 /// removed from the cache. An anonymous one that is more than a quarter too
@@ -89,9 +125,7 @@ pub fn takeCachedLocked(pool: *Pool, map_bytes: usize, map_align: usize) ?*Huge 
         if (best == null or e.map_bytes < cache.entries[best.?].?.map_bytes) best = i;
     }
     const i = best orelse return null;
-    const h = cache.entries[i].?;
-    cache.entries[i] = null;
-    cache.bytes -= h.map_bytes;
+    const h = cache.take(i);
     assert(h.magic == cached_magic and h.pool == pool);
     if (h.map_bytes - map_bytes > h.map_bytes / 4) {
         assert(trimmable);
@@ -171,21 +205,19 @@ pub fn takeAssembledLocked(pool: *Pool, map_bytes: usize, map_align: usize) ?*Hu
     // From here the pieces are out of the cache (the filler's tail stays in its slot).
     var pieces: [cache_slots]*Huge = undefined;
     var piece_count: usize = 0;
-    for (cache.entries, 0..) |entry, i| {
+    for (0..cache_slots) |i| {
         if ((taken >> @intCast(i)) & 1 == 0) continue;
-        pieces[piece_count] = entry.?;
+        pieces[piece_count] = cache.take(i);
         piece_count += 1;
-        cache.entries[i] = null;
-        cache.bytes -= entry.?.map_bytes;
     }
     if (filler) |i| {
-        const whole = cache.entries[i].?;
-        if (head_bytes == whole.map_bytes) {
-            cache.entries[i] = null;
-        } else {
-            cache.entries[i] = splitCached(pool, whole, head_bytes);
+        const whole = cache.take(i);
+        if (head_bytes < whole.map_bytes) {
+            // The slot keeps the tail, as in takeCachedLocked.
+            const tail = splitCached(pool, whole, head_bytes);
+            cache.entries[i] = tail;
+            cache.bytes += tail.map_bytes;
         }
-        cache.bytes -= head_bytes;
         pieces[piece_count] = whole;
         piece_count += 1;
     }
@@ -221,18 +253,8 @@ pub fn takeAssembledLocked(pool: *Pool, map_bytes: usize, map_align: usize) ?*Hu
         count += 1;
     }
     // The first piece's header page is the mapping's first page now.
-    const h: *Huge = @ptrFromInt(base);
-    h.* = .{
-        .magic = cached_magic,
-        .pool = pool,
-        .map_base = base,
-        .map_bytes = total,
-        .user = 0,
-        .next = null,
-        .prev = null,
-        .zero = false,
-        .segment_count = @intCast(count),
-    };
+    const h = cachedHeaderAt(pool, base, total, 0);
+    h.segment_count = @intCast(count);
     @memcpy(h.segments[0..count], lengths[0..count]);
     assert(h.segmentsCover() and h.map_bytes >= map_bytes);
     // The pieces' segments were booked (`count` of them before the fresh rest's).
@@ -246,18 +268,7 @@ pub fn takeAssembledLocked(pool: *Pool, map_bytes: usize, map_align: usize) ?*Hu
 fn splitCached(pool: *Pool, h: *Huge, offset: usize) *Huge {
     pool.page_lock.assertHeld();
     assert(offset % page_bytes == 0 and offset > 0 and offset < h.map_bytes);
-    const tail: *Huge = @ptrFromInt(h.map_base + offset);
-    tail.* = .{
-        .magic = cached_magic,
-        .pool = pool,
-        .map_base = h.map_base + offset,
-        .map_bytes = h.map_bytes - offset,
-        .user = 0,
-        .next = null,
-        .prev = null,
-        .cached_ns = h.cached_ns,
-        .zero = false,
-    };
+    const tail = cachedHeaderAt(pool, h.map_base + offset, h.map_bytes - offset, h.cached_ns);
     h.cutSegments(offset, tail);
     h.map_bytes = offset;
     assert(h.segmentsCover() and tail.segmentsCover());
@@ -290,27 +301,17 @@ pub fn cacheOrUnmapLocked(pool: *Pool, h: *Huge, now: u64) void {
         return trimCacheLocked(pool, cap);
     }
     while (true) {
-        var free_slot: ?usize = null;
-        var oldest: ?usize = null;
-        for (cache.entries, 0..) |entry, i| {
-            const e = entry orelse {
-                free_slot = i;
-                continue;
-            };
-            if (oldest == null or e.cached_ns < cache.entries[oldest.?].?.cached_ns) oldest = i;
+        if (std.mem.indexOfScalar(?*Huge, &cache.entries, null)) |free_slot| {
+            if (cache.bytes + h.map_bytes <= cap) {
+                h.magic = cached_magic;
+                h.cached_ns = now;
+                cache.entries[free_slot] = h;
+                cache.bytes += h.map_bytes;
+                return;
+            }
         }
-        if (free_slot != null and cache.bytes + h.map_bytes <= cap) {
-            h.magic = cached_magic;
-            h.cached_ns = now;
-            cache.entries[free_slot.?] = h;
-            cache.bytes += h.map_bytes;
-            return;
-        }
-        const victim = oldest.?; // bytes over the cap with h alone within it: not empty
-        const e = cache.entries[victim].?;
-        cache.entries[victim] = null;
-        cache.bytes -= e.map_bytes;
-        unmapLocked(pool, e);
+        // No slot, or bytes over the cap with h alone within it: not empty.
+        unmapLocked(pool, cache.take(cache.oldest().?));
     }
 }
 
@@ -326,17 +327,7 @@ fn cacheCapLocked(pool: *Pool, leaving_bytes: usize) usize {
 fn trimCacheLocked(pool: *Pool, cap: usize) void {
     pool.page_lock.assertHeld();
     const cache = &pool.huge_cache;
-    while (cache.bytes > cap) {
-        var oldest: ?usize = null;
-        for (cache.entries, 0..) |entry, i| {
-            const e = entry orelse continue;
-            if (oldest == null or e.cached_ns < cache.entries[oldest.?].?.cached_ns) oldest = i;
-        }
-        const e = cache.entries[oldest.?].?; // bytes > 0: not empty
-        cache.entries[oldest.?] = null;
-        cache.bytes -= e.map_bytes;
-        unmapLocked(pool, e);
-    }
+    while (cache.bytes > cap) unmapLocked(pool, cache.take(cache.oldest().?)); // bytes > 0: not empty
 }
 
 /// Unmaps the cached mappings older than `cache_decay_ns`. Page lock held.
@@ -344,12 +335,9 @@ pub fn expireLocked(pool: *Pool, now: u64) void {
     pool.page_lock.assertHeld();
     const cache = &pool.huge_cache;
     if (cache.bytes == 0) return;
-    for (&cache.entries) |*entry| {
-        const e = entry.* orelse continue;
-        if (now -% e.cached_ns < cache_decay_ns) continue;
-        entry.* = null;
-        cache.bytes -= e.map_bytes;
-        unmapLocked(pool, e);
+    for (cache.entries, 0..) |entry, i| {
+        const e = entry orelse continue;
+        if (now -% e.cached_ns >= cache_decay_ns) unmapLocked(pool, cache.take(i));
     }
 }
 

@@ -382,10 +382,7 @@ pub const Pool = struct {
         pool.dirty_pages -= c.takeDirty(run);
         pool.used_pages += run.pages;
         pool.peak_used_pages = @max(pool.peak_used_pages, pool.used_pages);
-        if (pool.shrunk_since_ns != 0 and !pool.belowShrinkLine()) {
-            pool.shrunk_since_ns = 0;
-            pool.shrinking = false;
-        }
+        if (pool.shrunk_since_ns != 0 and !pool.belowShrinkLine()) pool.endShrink();
         pool.assertDirtyPages();
         return run;
     }
@@ -460,12 +457,17 @@ pub const Pool = struct {
         return pool.used_pages * shrunk_share < @max(pool.peak_used_pages, pool.previous_peak_used_pages);
     }
 
+    /// The pages in use are back above the shrink line: churn, not shrinking.
+    inline fn endShrink(pool: *Pool) void {
+        pool.shrunk_since_ns = 0;
+        pool.shrinking = false;
+    }
+
     /// Updates `shrunk_since_ns` and `shrinking` after pages were freed at `now`.
     pub fn noteShrink(pool: *Pool, now: u64) void {
         pool.page_lock.assertHeld();
         if (!pool.belowShrinkLine()) {
-            pool.shrunk_since_ns = 0;
-            pool.shrinking = false;
+            pool.endShrink();
         } else if (pool.shrunk_since_ns == 0) {
             pool.shrunk_since_ns = @max(now, 1);
         } else if (now -% pool.shrunk_since_ns >= shrink_delay_ns) {
