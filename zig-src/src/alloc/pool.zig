@@ -626,7 +626,7 @@ pub fn ownerOf(address: usize, caller: Caller) Owner {
     switch (run.kind) {
         .slab => {
             const class = run.class;
-            const base = @intFromPtr(c) + @as(usize, c.page_owner[c.pageIndex(address)]) * page_bytes;
+            const base = @intFromPtr(c) + @as(usize, c.page_entries[c.pageIndex(address)].owner) * page_bytes;
             const index = size_class.regionIndex(class, address - base);
             if (base + index * size_class.sizeOf(class) != address)
                 report.invalidPointer(caller, address, "not the start of a block");
@@ -687,10 +687,11 @@ fn freeOffTableOrForeign(address: usize, caller: Caller, comptime onForeign: fn 
 inline fn freeInChunk(address: usize, hit: page_map.ChunkHit, caller: Caller, comptime onFree: FreeHook) void {
     const c: *Chunk = @ptrFromInt(hit.base);
     const page = hit.offset >> size_class.page_shift;
-    const key: usize = c.page_key[page]; // 0: not a slab page
+    const entry = c.page_entries[page];
+    const key: usize = entry.key; // 0: not a slab page
     if (key != 0) {
         @branchHint(.likely);
-        const slab_offset = hit.offset - @as(usize, c.page_owner[page]) * page_bytes;
+        const slab_offset = hit.offset - @as(usize, entry.owner) * page_bytes;
         if (size_class.isBlockStart(key, slab_offset)) {
             @branchHint(.likely);
             return freeSmall(c.slot, key, address, caller, onFree);
@@ -734,7 +735,7 @@ pub inline fn ownedPool(owner: Owner) *Pool {
 }
 
 /// Pushes a small block of the pool in `slot` onto this thread's cache.
-/// `key` is the block's class key (as a chunk's page_key says). Counting
+/// `key` is the block's class key (as a chunk's page entry says). Counting
 /// (`onFree` given, see freeCounted): the push adds the block's size to the
 /// cache's `freed_bytes`; the slow path tells `onFree` instead.
 inline fn freeSmall(slot: u8, key: usize, address: usize, caller: Caller, comptime onFree: FreeHook) void {

@@ -103,7 +103,7 @@ pub inline fn classOf(size_bytes: usize) ClassIndex {
     return classByArithmetic(size_bytes);
 }
 
-/// A class's *key*: (class + 1) · key_stride. A chunk's `page_key` holds it
+/// A class's *key*: (class + 1) · key_stride. A chunk's page entry (`Chunk.page_entries`) holds it
 /// for slab pages (0 for any other page), and per-class tables of 16-byte
 /// entries with an unused entry 0 (`start_tests`, a thread cache's bins) are
 /// addressed with the key as a byte offset: no shift, no decrement on the

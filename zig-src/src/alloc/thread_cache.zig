@@ -61,7 +61,7 @@ pub const CacheBin = struct {
 /// One thread's cache of one pool.
 pub const PoolCache = struct {
     /// Indexed by class + 1, addressed by class key (size_class.Key: what a
-    /// chunk's `page_key` holds and what hmalloc's size table gives), so
+    /// chunk's page entry (`Chunk.page_entries`) holds and what hmalloc's size table gives), so
     /// neither path shifts or decrements; entry 0 is never used.
     bins_by_code: [size_class.count + 1]CacheBin,
     /// Bytes of the blocks freed into this cache by the fast path of a counting free
