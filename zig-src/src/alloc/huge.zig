@@ -195,6 +195,7 @@ pub fn alloc(pool: *Pool, size: usize, alignment: usize, zeroed: bool) ?[*]u8 {
 
 fn linkLocked(pool: *Pool, h: *Huge, user_offset: usize) *Huge {
     pool.page_lock.assertHeld();
+    pool.huge_cache.notePeak(pool.stats.huge_bytes.load(.monotonic) - pool.huge_cache.bytes, pool_mod.monotonicNs());
     h.user = h.map_base + user_offset;
     h.next = pool.huge_list;
     h.prev = null;

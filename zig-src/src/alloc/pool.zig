@@ -35,7 +35,7 @@
 //! pages are freed — no background thread. The cap is the room under the
 //! recent peak: the pages freed since the most pages in use over the last one
 //! to two decay intervals, between `dirty_max_pages` (1 MiB) and
-//! `dirty_room_max_pages` (256 MiB). So a load that frees and takes back pages
+//! `dirty_room_max_pages` (1 GiB). So a load that frees and takes back pages
 //! keeps them (the pages it will take again are ones it just had), while
 //! dirty pages never lift a pool's resident pages above that peak by more than
 //! the base cap. Once the pages in use stayed below 1/4 of the peak for
@@ -101,10 +101,15 @@ pub const dirty_max_pages: usize = 256;
 /// with the wait; python3's peak RSS did not move.
 const cap_purge_ns: u64 = 10_000_000;
 /// The largest cap: what a program that frees some memory and then idles may keep resident
-/// (256 MiB). At 32 MiB, mimalloc's test-stress (32 threads re-created 50 times, ~130 MiB
-/// each round) purged each round's pages at its end and faulted them in again in the next:
-/// 1.8M faults, 346k madvise calls, 1.15x glibc's time; 0.2-0.3M faults, 0.75x, at 256 MiB.
-const dirty_room_max_pages: usize = 65536;
+/// (1 GiB; its pages still go back one to two decay intervals after they were freed, at the
+/// pool's next free of a page run, as with jemalloc's decay without its background thread). At
+/// 32 MiB, mimalloc's test-stress (32 threads re-created 50 times, ~130 MiB each round) purged
+/// each round's pages at its end and faulted them in again in the next: 1.8M faults, 346k
+/// madvise calls, 1.15x glibc's time; 0.2-0.3M faults, 0.75x, at 256 MiB. The older mstress of
+/// mimalloc-bench at 32 threads (~300 MiB in use at a round's peak, 25 MiB at its end) still
+/// purged 1.7M pages per run at 256 MiB (3.3M faults, 16 s; tcmalloc 0.14M, 10.3 s): at 1 GiB,
+/// 0.22-0.34M pages, 0.59-0.65M faults, 8.7-9.6 s, the same peak RSS (the room is under the peak).
+const dirty_room_max_pages: usize = 262144;
 /// A pool whose pages in use stayed below 1/this of their peak for `shrink_delay_ns` keeps at
 /// most half of them dirty (`effectiveCapPages`). 1/4, not 1/8: once a stress test's threads
 /// had freed everything, each pool still had 11-12% of its peak in runs (slabs kept empty for

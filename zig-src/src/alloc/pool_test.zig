@@ -167,7 +167,7 @@ test "a load that frees and takes back more than the base cap keeps those pages 
     for (blocks) |b| free(b, "test");
 }
 
-test "the cap in force: the room under the recent peak, within the base cap and 256 MiB, and half the pages in use once the pool is shrinking" {
+test "the cap in force: the room under the recent peak, within the base cap and 1 GiB, and half the pages in use once the pool is shrinking" {
     const p = try testPool();
     defer registry.destroy(p);
     const hard_extra = p.dirtyHardLimitPages() - dirty_max_pages; // an empty pool: the base cap
@@ -191,11 +191,11 @@ test "the cap in force: the room under the recent peak, within the base cap and 
     p.previous_peak_used_pages = 5000;
     p.used_pages = 1000;
     try testing.expectEqual(@as(usize, 4000) + hard_extra, p.dirtyHardLimitPages());
-    // At most 256 MiB, however far below a big peak.
-    p.peak_used_pages = 200_000;
+    // At most 1 GiB, however far below a big peak.
+    p.peak_used_pages = 800_000;
     p.previous_peak_used_pages = 0;
-    p.used_pages = 100_000;
-    try testing.expectEqual(@as(usize, 65536) + hard_extra, p.dirtyHardLimitPages());
+    p.used_pages = 400_000;
+    try testing.expectEqual(@as(usize, 262_144) + hard_extra, p.dirtyHardLimitPages());
     p.used_pages = 0;
     p.peak_used_pages = 0;
 }
@@ -532,4 +532,24 @@ test "a file tier's chunk for small blocks gets its room from the cached huge ra
     small[0] = 1;
     try testing.expectEqual(@as(usize, 0), p.huge_cache.bytes);
     free(small, "test");
+}
+
+test "the huge cache keeps the room under the recent peak of live huge bytes: a load cycling blocks maps none anew" {
+    const MiB: usize = 1 << 20;
+    const p = try testPool();
+    defer registry.destroy(p);
+    // Ten live 6 MiB blocks; freeing eight leaves 12 MiB live, whose half (6 MiB) would hold
+    // none of them, and the 10 MiB floor one: the room under the 60 MiB peak holds all eight.
+    var blocks: [10][*]u8 = undefined;
+    for (&blocks) |*b| b.* = p.alloc(6 * MiB) orelse return error.OutOfMemory;
+    var before: [10]usize = undefined;
+    for (blocks, &before) |b, *address| address.* = @intFromPtr(b);
+    for (blocks[2..]) |b| free(b, "test");
+    try testing.expect(p.huge_cache.bytes >= 8 * 6 * MiB);
+    // Taken again: the same mappings, no new one.
+    const mapped = p.stats.huge_bytes.load(.monotonic);
+    for (blocks[2..]) |*b| b.* = p.alloc(6 * MiB) orelse return error.OutOfMemory;
+    try testing.expectEqual(mapped, p.stats.huge_bytes.load(.monotonic));
+    for (blocks[2..]) |b| try testing.expect(std.mem.indexOfScalar(usize, &before, @intFromPtr(b)) != null);
+    for (blocks) |b| free(b, "test");
 }
