@@ -45,6 +45,7 @@ pub const Cache = huge_cache.Cache;
 pub const expireLocked = huge_cache.expireLocked;
 pub const dropCacheLocked = huge_cache.dropCacheLocked;
 pub const mapLocked = huge_cache.mapLocked;
+pub const trimLocked = huge_cache.trimLocked;
 const Pool = pool_mod.Pool;
 
 const page_bytes = std.heap.page_size_min;

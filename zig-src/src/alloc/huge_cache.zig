@@ -352,8 +352,15 @@ fn cacheCapLocked(pool: *Pool, leaving_bytes: usize) usize {
     const cache = &pool.huge_cache;
     const live = pool.stats.huge_bytes.load(.monotonic) - cache.bytes - leaving_bytes;
     const peak = @max(cache.peak_live_bytes, cache.previous_peak_live_bytes);
-    const room = @min(peak -| live, cache_room_max_bytes);
+    // A shrinking pool (pool.zig: its pages in use long below their peak) keeps no room.
+    const room = if (pool.shrinking) 0 else @min(peak -| live, cache_room_max_bytes);
     return @max(cache_min_bytes, live / 2, room);
+}
+
+/// Unmaps the oldest cached mappings beyond the cap in force: called when the pool starts
+/// shrinking, so that the room under an old peak goes back with its pages.
+pub fn trimLocked(pool: *Pool) void {
+    trimCacheLocked(pool, cacheCapLocked(pool, 0));
 }
 
 /// Unmaps the oldest cached mappings until the cache holds at most `cap` bytes.

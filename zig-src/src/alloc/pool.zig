@@ -475,8 +475,9 @@ pub const Pool = struct {
             pool.endShrink();
         } else if (pool.shrunk_since_ns == 0) {
             pool.shrunk_since_ns = @max(now, 1);
-        } else if (now -% pool.shrunk_since_ns >= shrink_delay_ns) {
+        } else if (now -% pool.shrunk_since_ns >= shrink_delay_ns and !pool.shrinking) {
             pool.shrinking = true;
+            huge.trimLocked(pool);
         }
     }
 

@@ -551,5 +551,22 @@ test "the huge cache keeps the room under the recent peak of live huge bytes: a 
     for (blocks[2..]) |*b| b.* = p.alloc(6 * MiB) orelse return error.OutOfMemory;
     try testing.expectEqual(mapped, p.stats.huge_bytes.load(.monotonic));
     for (blocks[2..]) |b| try testing.expect(std.mem.indexOfScalar(usize, &before, @intFromPtr(b)) != null);
-    for (blocks) |b| free(b, "test");
+    for (blocks[2..]) |b| free(b, "test");
+    try testing.expect(p.huge_cache.bytes >= 8 * 6 * MiB);
+    // Once the pool counts as shrinking, the room goes: the cache keeps its base cap only.
+    {
+        p.page_lock.lock();
+        defer p.page_lock.unlock();
+        const ms: u64 = 1_000_000;
+        p.peak_used_pages = 8000;
+        p.used_pages = 900;
+        p.noteShrink(1000 * ms);
+        p.noteShrink(1250 * ms);
+        try testing.expect(p.shrinking);
+        try testing.expect(p.huge_cache.bytes <= 10 * MiB);
+        p.used_pages = 0;
+        p.peak_used_pages = 0;
+        p.shrinking = false;
+    }
+    for (blocks[0..2]) |b| free(b, "test");
 }
