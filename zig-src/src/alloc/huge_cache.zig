@@ -20,12 +20,14 @@
 //! never handed to another pool. Cached mappings older than `cache_decay_ns`
 //! are unmapped at the pool's next huge operation or decay tick, and a block
 //! bigger than the cap (a program freeing its one 1 GiB buffer) is unmapped at
-//! once. A file-backed (FS_DAX) tier's mappings are cached too, but whole only
-//! (no split, no assembly: a file mapping cannot move, its offsets follow its
-//! addresses), and their pages are tier capacity the user capped
-//! (PMEM_SIZE_LIMIT): a request the file has no room for first empties the cache
-//! (`mapLocked`), so cached pages never make the tier refuse what it could hold.
-//! The floor of 10 MiB bounds what a program that freed everything still holds.
+//! once. File-backed (FS_DAX) mappings are never cached: their pages are tier
+//! capacity that the user capped, and a freed block's bytes go back to the
+//! file at once. (Tried: a file tier cached whole or split mappings, giving
+//! them back before refusing a request. Such a mapping cannot move, so it is
+//! reused only by a block of about its size: malloc-large with two tiers kept
+//! 552 MiB resident against 438 MiB, 271k faults against 283k, no faster.)
+//! The floor of 10 MiB bounds what a program that freed
+//! everything still holds.
 //!
 //! Why: without a cache, malloc-large (blocks of 5-25 MiB, 20 live) spent
 //! 93% of its time in the kernel mapping, placing, faulting and unmapping;
@@ -129,11 +131,11 @@ fn cachedHeaderAt(pool: *Pool, base: usize, bytes: usize, cached_ns: u64) *Huge 
 }
 
 /// The smallest cached mapping that holds `map_bytes` at `map_align`,
-/// removed from the cache. One that is more than a quarter too big is split
-/// at the first granule boundary after the request: the head serves it, and a
-/// tail of at least a granule stays cached as a mapping of its own, its pages
-/// kept; a smaller tail is unmapped (anonymous), or the mapping is not taken (a
-/// file tier's ranges are given back to the file in whole granules).
+/// removed from the cache. An anonymous one that is more than a quarter too
+/// big is split at the first granule boundary after the request: the head
+/// serves it, and a tail of at least a granule stays cached as a mapping of
+/// its own, its pages kept (a smaller tail is unmapped); a file tier's is only
+/// taken when it is at most a quarter too big.
 pub fn takeCachedLocked(pool: *Pool, map_bytes: usize, map_align: usize) ?*Huge {
     pool.page_lock.assertHeld();
     const cache = &pool.huge_cache;
@@ -142,23 +144,23 @@ pub fn takeCachedLocked(pool: *Pool, map_bytes: usize, map_align: usize) ?*Huge 
     for (cache.entries, 0..) |entry, i| {
         const e = entry orelse continue;
         if (e.map_bytes < map_bytes or e.map_base % map_align != 0) continue;
-        if (!trimmable and e.map_bytes - map_bytes > e.map_bytes / 4 and !splittable(e, map_bytes)) continue;
+        if (!trimmable and e.map_bytes - map_bytes > e.map_bytes / 4) continue;
         if (best == null or e.map_bytes < cache.entries[best.?].?.map_bytes) best = i;
     }
     const i = best orelse return null;
     const h = cache.take(i);
     assert(h.magic == cached_magic and h.pool == pool);
     if (h.map_bytes - map_bytes > h.map_bytes / 4) {
+        assert(trimmable);
         const split = std.mem.alignForward(usize, h.map_base + map_bytes, chunk_source.granule_bytes);
-        assert(trimmable or splittable(h, map_bytes));
-        if (splittable(h, map_bytes)) {
+        const end = h.map_base + h.map_bytes;
+        if (end >= split + chunk_source.granule_bytes) {
             // The slot `h` left holds the tail: the cache's bytes lose only the head's.
             const tail = splitCached(pool, h, split - h.map_base);
             cache.entries[i] = tail;
             cache.bytes += tail.map_bytes;
             trimCacheLocked(pool, cacheCapLocked(pool, 0));
         } else {
-            assert(trimmable);
             _ = linux.munmap(@ptrFromInt(h.map_base + map_bytes), h.map_bytes - map_bytes);
             _ = pool.stats.huge_bytes.fetchSub(h.map_bytes - map_bytes, .monotonic);
             h.cutSegments(map_bytes, null);
@@ -284,12 +286,6 @@ pub fn takeAssembledLocked(pool: *Pool, map_bytes: usize, map_align: usize) ?*Hu
     return h;
 }
 
-/// Whether `h` split after its first `map_bytes` leaves a tail of at least a granule.
-fn splittable(h: *const Huge, map_bytes: usize) bool {
-    const split = std.mem.alignForward(usize, h.map_base + map_bytes, chunk_source.granule_bytes);
-    return h.map_base + h.map_bytes >= split + chunk_source.granule_bytes;
-}
-
 /// Splits the cached mapping `h` at `offset` bytes into it: `h` keeps the head, and the tail,
 /// returned, gets a header of its own in its first page (its pages and placement kept).
 fn splitCached(pool: *Pool, h: *Huge, offset: usize) *Huge {
@@ -322,7 +318,8 @@ pub fn cacheOrUnmapLocked(pool: *Pool, h: *Huge, now: u64) void {
     pool.page_lock.assertHeld();
     const cache = &pool.huge_cache;
     const cap = cacheCapLocked(pool, h.map_bytes);
-    if (h.map_bytes > cap) {
+    // A file tier's pages are capacity the user capped (PMEM_SIZE_LIMIT): never held back.
+    if (h.map_bytes > cap or pool.source != .anonymous) {
         unmapLocked(pool, h);
         return trimCacheLocked(pool, cap);
     }
@@ -381,19 +378,7 @@ pub fn expireLocked(pool: *Pool, now: u64) void {
     }
 }
 
-/// A fresh range of `length` bytes at `alignment` from the pool's source, placed by its
-/// policy (chunk_source.mapAligned). When a file tier has no room left, its cached mappings are
-/// given back to the file and the request tried again: they hold capacity nobody uses.
-pub fn mapLocked(pool: *Pool, length: usize, alignment: usize, errno_out: *linux.E) chunk_source.MapError!usize {
-    pool.page_lock.assertHeld();
-    return chunk_source.mapAligned(&pool.source, &pool.policy, length, alignment, errno_out, &pool.stats.mbind_calls) catch |err| {
-        if (err != error.OutOfMemory or pool.source == .anonymous or pool.huge_cache.bytes == 0) return err;
-        dropCacheLocked(pool);
-        return chunk_source.mapAligned(&pool.source, &pool.policy, length, alignment, errno_out, &pool.stats.mbind_calls);
-    };
-}
-
-/// Unmaps every cached mapping (pool teardown, or a file tier out of room). Page lock held.
+/// Unmaps every cached mapping (pool teardown). Page lock held.
 pub fn dropCacheLocked(pool: *Pool) void {
     pool.page_lock.assertHeld();
     for (&pool.huge_cache.entries) |*entry| {
