@@ -1,9 +1,10 @@
 //! The huge blocks' cache: the freed anonymous mappings a pool keeps, with
 //! their pages and placement, for its next huge blocks (huge.zig).
 //!
-//! What: freeing keeps an anonymous mapping in the pool's `Cache` when it is small against
+//! What: freeing keeps a mapping in the pool's `Cache` when it is small against
 //! the pool's live huge bytes (at most `cache_slots` mappings and
-//! max(`cache_min_bytes`, live / 2) bytes): it is unregistered from page_map
+//! max(`cache_min_bytes`, live / 2, the room under the recent peak of the live
+//! bytes) bytes, rechecked whenever a fresh mapping is made): it is unregistered from page_map
 //! (a stale pointer is "not allocated" again), but keeps its pages and its
 //! placement. The next huge block takes, in this order:
 //! - the smallest cached mapping that holds it (up to 1/4 too big whole; a
@@ -20,14 +21,16 @@
 //! never handed to another pool. Cached mappings older than `cache_decay_ns`
 //! are unmapped at the pool's next huge operation or decay tick, and a block
 //! bigger than the cap (a program freeing its one 1 GiB buffer) is unmapped at
-//! once. File-backed (FS_DAX) mappings are never cached: their pages are tier
-//! capacity that the user capped, and a freed block's bytes go back to the
-//! file at once. (Tried: a file tier cached whole or split mappings, giving
-//! them back before refusing a request. Such a mapping cannot move, so it is
-//! reused only by a block of about its size: malloc-large with two tiers kept
-//! 552 MiB resident against 438 MiB, 271k faults against 283k, no faster.)
-//! The floor of 10 MiB bounds what a program that freed
-//! everything still holds.
+//! once. A file-backed (FS_DAX) tier's mappings are cached too, but never
+//! trimmed or assembled (a file mapping cannot move, its offsets follow its
+//! addresses), only within the floor and the room under the peak (not half the
+//! live bytes: a mapping that cannot move waits for a block of its size), and
+//! their pages are tier capacity the user capped (PMEM_SIZE_LIMIT): a request
+//! the file has no room for first empties the cache (`mapLocked`), so cached
+//! pages never make the tier refuse what it could hold. mstress at 32 threads
+//! (2.4 and 4.9 MiB blocks, half of them in the file tier) made 1.5M faults in
+//! 13.1 s with a file tier that cached nothing, against 0.55M in 8.7 s with one
+//! tier. The floor of 10 MiB bounds what a program that freed everything still holds.
 //!
 //! Why: without a cache, malloc-large (blocks of 5-25 MiB, 20 live) spent
 //! 93% of its time in the kernel mapping, placing, faulting and unmapping;
@@ -64,6 +67,8 @@ comptime {
 /// Bytes of cached mappings a pool may always keep; more when half of its live huge bytes, or
 /// the room under their recent peak, is more (`cacheCapLocked`).
 pub const cache_min_bytes: usize = 10 * 1024 * 1024;
+/// The most the room under the recent peak lets a file tier's cache keep (see `cacheCapLocked`).
+pub const file_cache_room_max_bytes: usize = 64 * 1024 * 1024;
 /// The most the room under the recent peak lets the cache keep (the pools' dirty pages have
 /// the same bound, pool.zig's `dirty_room_max_pages`).
 pub const cache_room_max_bytes: usize = 1024 * 1024 * 1024;
@@ -131,11 +136,11 @@ fn cachedHeaderAt(pool: *Pool, base: usize, bytes: usize, cached_ns: u64) *Huge 
 }
 
 /// The smallest cached mapping that holds `map_bytes` at `map_align`,
-/// removed from the cache. An anonymous one that is more than a quarter too
-/// big is split at the first granule boundary after the request: the head
-/// serves it, and a tail of at least a granule stays cached as a mapping of
-/// its own, its pages kept (a smaller tail is unmapped); a file tier's is only
-/// taken when it is at most a quarter too big.
+/// removed from the cache. One that is more than a quarter too big is split
+/// at the first granule boundary after the request: the head serves it, and a
+/// tail of at least a granule stays cached as a mapping of its own, its pages
+/// kept; a smaller tail is unmapped (anonymous), or the mapping is not taken (a
+/// file tier's ranges are given back to the file in whole granules).
 pub fn takeCachedLocked(pool: *Pool, map_bytes: usize, map_align: usize) ?*Huge {
     pool.page_lock.assertHeld();
     const cache = &pool.huge_cache;
@@ -144,23 +149,23 @@ pub fn takeCachedLocked(pool: *Pool, map_bytes: usize, map_align: usize) ?*Huge 
     for (cache.entries, 0..) |entry, i| {
         const e = entry orelse continue;
         if (e.map_bytes < map_bytes or e.map_base % map_align != 0) continue;
-        if (!trimmable and e.map_bytes - map_bytes > e.map_bytes / 4) continue;
+        if (!trimmable and e.map_bytes - map_bytes > e.map_bytes / 4 and !splittable(e, map_bytes)) continue;
         if (best == null or e.map_bytes < cache.entries[best.?].?.map_bytes) best = i;
     }
     const i = best orelse return null;
     const h = cache.take(i);
     assert(h.magic == cached_magic and h.pool == pool);
     if (h.map_bytes - map_bytes > h.map_bytes / 4) {
-        assert(trimmable);
         const split = std.mem.alignForward(usize, h.map_base + map_bytes, chunk_source.granule_bytes);
-        const end = h.map_base + h.map_bytes;
-        if (end >= split + chunk_source.granule_bytes) {
+        assert(trimmable or splittable(h, map_bytes));
+        if (splittable(h, map_bytes)) {
             // The slot `h` left holds the tail: the cache's bytes lose only the head's.
             const tail = splitCached(pool, h, split - h.map_base);
             cache.entries[i] = tail;
             cache.bytes += tail.map_bytes;
             trimCacheLocked(pool, cacheCapLocked(pool, 0));
         } else {
+            assert(trimmable);
             _ = linux.munmap(@ptrFromInt(h.map_base + map_bytes), h.map_bytes - map_bytes);
             _ = pool.stats.huge_bytes.fetchSub(h.map_bytes - map_bytes, .monotonic);
             h.cutSegments(map_bytes, null);
@@ -286,6 +291,12 @@ pub fn takeAssembledLocked(pool: *Pool, map_bytes: usize, map_align: usize) ?*Hu
     return h;
 }
 
+/// Whether `h` split after its first `map_bytes` leaves a tail of at least a granule.
+fn splittable(h: *const Huge, map_bytes: usize) bool {
+    const split = std.mem.alignForward(usize, h.map_base + map_bytes, chunk_source.granule_bytes);
+    return h.map_base + h.map_bytes >= split + chunk_source.granule_bytes;
+}
+
 /// Splits the cached mapping `h` at `offset` bytes into it: `h` keeps the head, and the tail,
 /// returned, gets a header of its own in its first page (its pages and placement kept).
 fn splitCached(pool: *Pool, h: *Huge, offset: usize) *Huge {
@@ -318,8 +329,7 @@ pub fn cacheOrUnmapLocked(pool: *Pool, h: *Huge, now: u64) void {
     pool.page_lock.assertHeld();
     const cache = &pool.huge_cache;
     const cap = cacheCapLocked(pool, h.map_bytes);
-    // A file tier's pages are capacity the user capped (PMEM_SIZE_LIMIT): never held back.
-    if (h.map_bytes > cap or pool.source != .anonymous) {
+    if (h.map_bytes > cap) {
         unmapLocked(pool, h);
         return trimCacheLocked(pool, cap);
     }
@@ -351,6 +361,11 @@ fn cacheCapLocked(pool: *Pool, leaving_bytes: usize) usize {
     const peak = @max(cache.peak_live_bytes, cache.previous_peak_live_bytes);
     // A shrinking pool (pool.zig: its pages in use long below their peak) keeps no room.
     const room = if (pool.shrinking) 0 else @min(peak -| live, cache_room_max_bytes);
+    // A file tier's mapping cannot move (no assembly): half the live bytes would sit there,
+    // resident, waiting for a block of its size, and so would the room under a peak that the
+    // tier's share of the blocks passes through (malloc-large with two tiers kept 552 MiB
+    // resident so, against 438 MiB): at most `file_cache_room_max_bytes` of room.
+    if (pool.source != .anonymous) return @max(cache_min_bytes, @min(room, file_cache_room_max_bytes));
     return @max(cache_min_bytes, live / 2, room);
 }
 
@@ -358,6 +373,15 @@ fn cacheCapLocked(pool: *Pool, leaving_bytes: usize) usize {
 /// shrinking, so that the room under an old peak goes back with its pages.
 pub fn trimLocked(pool: *Pool) void {
     trimCacheLocked(pool, cacheCapLocked(pool, 0));
+}
+
+/// A huge block was mapped anew: the live bytes grew and no cached mapping served them, so
+/// those over the cap go. A file tier's cache also shrinks to its floor: its mappings, which
+/// cannot move, did not fit the block, and may not fit the next ones (malloc-large, blocks of
+/// 5-25 MiB, kept 552 MiB resident with two tiers against 438 MiB, and missed on nearly every
+/// block); a load whose sizes repeat (mstress: 2.4 and 4.9 MiB blocks) seldom misses.
+pub fn noteMissLocked(pool: *Pool) void {
+    trimCacheLocked(pool, if (pool.source == .anonymous) cacheCapLocked(pool, 0) else cache_min_bytes);
 }
 
 /// Unmaps the oldest cached mappings until the cache holds at most `cap` bytes.
@@ -378,7 +402,19 @@ pub fn expireLocked(pool: *Pool, now: u64) void {
     }
 }
 
-/// Unmaps every cached mapping (pool teardown). Page lock held.
+/// A fresh range of `length` bytes at `alignment` from the pool's source, placed by its
+/// policy (chunk_source.mapAligned). When a file tier has no room left, its cached mappings are
+/// given back to the file and the request tried again: they hold capacity nobody uses.
+pub fn mapLocked(pool: *Pool, length: usize, alignment: usize, errno_out: *linux.E) chunk_source.MapError!usize {
+    pool.page_lock.assertHeld();
+    return chunk_source.mapAligned(&pool.source, &pool.policy, length, alignment, errno_out, &pool.stats.mbind_calls) catch |err| {
+        if (err != error.OutOfMemory or pool.source == .anonymous or pool.huge_cache.bytes == 0) return err;
+        dropCacheLocked(pool);
+        return chunk_source.mapAligned(&pool.source, &pool.policy, length, alignment, errno_out, &pool.stats.mbind_calls);
+    };
+}
+
+/// Unmaps every cached mapping (pool teardown, or a file tier out of room). Page lock held.
 pub fn dropCacheLocked(pool: *Pool) void {
     pool.page_lock.assertHeld();
     for (&pool.huge_cache.entries) |*entry| {
