@@ -23,8 +23,9 @@
 //! bigger than the cap (a program freeing its one 1 GiB buffer) is unmapped at
 //! once. A file-backed (FS_DAX) tier's mappings are cached too, but never
 //! trimmed or assembled (a file mapping cannot move, its offsets follow its
-//! addresses), only within the floor and the room under the peak (not half the
-//! live bytes: a mapping that cannot move waits for a block of its size), and
+//! addresses), only within the floor and at most `file_cache_room_max_bytes` of
+//! the room under the peak (not half the live bytes: a mapping that cannot move
+//! waits for a block of its size), back to the floor at each miss, and
 //! their pages are tier capacity the user capped (PMEM_SIZE_LIMIT): a request
 //! the file has no room for first empties the cache (`mapLocked`), so cached
 //! pages never make the tier refuse what it could hold. mstress at 32 threads
@@ -38,8 +39,11 @@
 //! enough a new tail was faulted in and the cache, over its cap, unmapped as
 //! many pages as came in (570k faults against tcmalloc's 185k).
 //!
-//! Trade-off: up to half the live huge bytes stay resident for up to a second
-//! after their blocks are freed; an assembled block costs one mremap per
+//! Trade-off: up to half the live huge bytes, or the room under their peak of
+//! the last one to two seconds (up to 1 GiB; none once the pool is shrinking),
+//! stay resident for up to a second after their blocks are freed, and per
+//! pool: blocks that move between two tiers' pools can have both pools near
+//! their peaks' room at once (the file tier's room is bounded for that); an assembled block costs one mremap per
 //! segment and up to `huge.max_segments` VMAs, where an allocator with one
 //! reserved range per pool (jemalloc's extents, tcmalloc's page heap) would
 //! merge neighbours for free, but would need the pool's policy applied to
