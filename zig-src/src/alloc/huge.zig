@@ -185,7 +185,7 @@ pub fn alloc(pool: *Pool, size: usize, alignment: usize, zeroed: bool) ?[*]u8 {
         fresh.setOneSegment();
         _ = pool.stats.huge_bytes.fetchAdd(map_bytes, .monotonic);
         const linked = linkLocked(pool, fresh, user_offset);
-        huge_cache.noteMissLocked(pool);
+        huge_cache.trimLocked(pool);
         break :blk linked;
     };
     h.usable_bytes = std.mem.alignForward(usize, size, page_bytes);

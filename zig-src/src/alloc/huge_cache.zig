@@ -23,15 +23,14 @@
 //! bigger than the cap (a program freeing its one 1 GiB buffer) is unmapped at
 //! once. A file-backed (FS_DAX) tier's mappings are cached too, but never
 //! trimmed or assembled (a file mapping cannot move, its offsets follow its
-//! addresses), only within the floor and at most `file_cache_room_max_bytes` of
-//! the room under the peak (not half the live bytes: a mapping that cannot move
-//! waits for a block of its size), back to the floor at each miss, and
-//! their pages are tier capacity the user capped (PMEM_SIZE_LIMIT): a request
+//! addresses), and only within the floor (not half the live bytes nor the room
+//! under their peak: a mapping that cannot move waits for a block of its size),
+//! and their pages are tier capacity the user capped (PMEM_SIZE_LIMIT): a request
 //! the file has no room for first empties the cache (`mapLocked`), so cached
 //! pages never make the tier refuse what it could hold. mstress at 32 threads
 //! (2.4 and 4.9 MiB blocks, half of them in the file tier) made 1.5M faults in
-//! 13.1 s with a file tier that cached nothing, against 0.55M in 8.7 s with one
-//! tier. The floor of 10 MiB bounds what a program that freed everything still holds.
+//! 13.1 s with a file tier that cached nothing, 0.94-1.03M in 10.3-10.5 s so
+//! (0.42-0.46M in 7.8 s with one tier). The floor of 10 MiB bounds what a program that freed everything still holds.
 //!
 //! Why: without a cache, malloc-large (blocks of 5-25 MiB, 20 live) spent
 //! 93% of its time in the kernel mapping, placing, faulting and unmapping;
@@ -43,7 +42,7 @@
 //! the last one to two seconds (up to 1 GiB; none once the pool is shrinking),
 //! stay resident for up to a second after their blocks are freed, and per
 //! pool: blocks that move between two tiers' pools can have both pools near
-//! their peaks' room at once (the file tier's room is bounded for that); an assembled block costs one mremap per
+//! their peaks' room at once (a file tier keeps no room for that); an assembled block costs one mremap per
 //! segment and up to `huge.max_segments` VMAs, where an allocator with one
 //! reserved range per pool (jemalloc's extents, tcmalloc's page heap) would
 //! merge neighbours for free, but would need the pool's policy applied to
@@ -71,8 +70,6 @@ comptime {
 /// Bytes of cached mappings a pool may always keep; more when half of its live huge bytes, or
 /// the room under their recent peak, is more (`cacheCapLocked`).
 pub const cache_min_bytes: usize = 10 * 1024 * 1024;
-/// The most the room under the recent peak lets a file tier's cache keep (see `cacheCapLocked`).
-pub const file_cache_room_max_bytes: usize = 64 * 1024 * 1024;
 /// The most the room under the recent peak lets the cache keep (the pools' dirty pages have
 /// the same bound, pool.zig's `dirty_room_max_pages`).
 pub const cache_room_max_bytes: usize = 1024 * 1024 * 1024;
@@ -368,24 +365,17 @@ fn cacheCapLocked(pool: *Pool, leaving_bytes: usize) usize {
     // A file tier's mapping cannot move (no assembly): half the live bytes would sit there,
     // resident, waiting for a block of its size, and so would the room under a peak that the
     // tier's share of the blocks passes through (malloc-large with two tiers kept 552 MiB
-    // resident so, against 438 MiB): at most `file_cache_room_max_bytes` of room.
-    if (pool.source != .anonymous) return @max(cache_min_bytes, @min(room, file_cache_room_max_bytes));
+    // resident so, against 438 MiB; with 64 MiB of room, 502 MiB, and the stress test's
+    // RSS after freeing everything stayed 4 MiB over its bound): the floor alone.
+    if (pool.source != .anonymous) return cache_min_bytes;
     return @max(cache_min_bytes, live / 2, room);
 }
 
 /// Unmaps the oldest cached mappings beyond the cap in force: called when the pool starts
-/// shrinking, so that the room under an old peak goes back with its pages.
+/// shrinking, so that the room under an old peak goes back with its pages, and when a huge
+/// block was mapped anew (the live bytes grew, and no cached mapping served them).
 pub fn trimLocked(pool: *Pool) void {
     trimCacheLocked(pool, cacheCapLocked(pool, 0));
-}
-
-/// A huge block was mapped anew: the live bytes grew and no cached mapping served them, so
-/// those over the cap go. A file tier's cache also shrinks to its floor: its mappings, which
-/// cannot move, did not fit the block, and may not fit the next ones (malloc-large, blocks of
-/// 5-25 MiB, kept 552 MiB resident with two tiers against 438 MiB, and missed on nearly every
-/// block); a load whose sizes repeat (mstress: 2.4 and 4.9 MiB blocks) seldom misses.
-pub fn noteMissLocked(pool: *Pool) void {
-    trimCacheLocked(pool, if (pool.source == .anonymous) cacheCapLocked(pool, 0) else cache_min_bytes);
 }
 
 /// Unmaps the oldest cached mappings until the cache holds at most `cap` bytes.
