@@ -44,7 +44,6 @@ const huge_cache = @import("huge_cache.zig");
 pub const Cache = huge_cache.Cache;
 pub const expireLocked = huge_cache.expireLocked;
 pub const dropCacheLocked = huge_cache.dropCacheLocked;
-pub const mapLocked = huge_cache.mapLocked;
 pub const trimLocked = huge_cache.trimLocked;
 const Pool = pool_mod.Pool;
 
@@ -166,7 +165,7 @@ pub fn alloc(pool: *Pool, size: usize, alignment: usize, zeroed: bool) ?[*]u8 {
             break :blk linkLocked(pool, cached, user_offset);
         }
         var e: linux.E = .SUCCESS;
-        const base = huge_cache.mapLocked(pool, map_bytes, map_align, &e) catch return report.fail(e);
+        const base = chunk_source.mapAligned(&pool.source, &pool.policy, map_bytes, map_align, &e, &pool.stats.mbind_calls) catch return report.fail(e);
         page_map.register(base, map_bytes, base | page_map.huge_tag) catch {
             chunk_source.unmap(&pool.source, base, map_bytes);
             return report.fail(.NOMEM);

@@ -21,16 +21,15 @@
 //! never handed to another pool. Cached mappings older than `cache_decay_ns`
 //! are unmapped at the pool's next huge operation or decay tick, and a block
 //! bigger than the cap (a program freeing its one 1 GiB buffer) is unmapped at
-//! once. A file-backed (FS_DAX) tier's mappings are cached too, but never
-//! trimmed or assembled (a file mapping cannot move, its offsets follow its
-//! addresses), and only within the floor (not half the live bytes nor the room
-//! under their peak: a mapping that cannot move waits for a block of its size),
-//! and their pages are tier capacity the user capped (PMEM_SIZE_LIMIT): a request
-//! the file has no room for first empties the cache (`mapLocked`), so cached
-//! pages never make the tier refuse what it could hold. mstress at 32 threads
-//! (2.4 and 4.9 MiB blocks, half of them in the file tier) made 1.5M faults in
-//! 13.1 s with a file tier that cached nothing, 0.94-1.03M in 10.3-10.5 s so
-//! (0.42-0.46M in 7.8 s with one tier). The floor of 10 MiB bounds what a program that freed everything still holds.
+//! once. A file-backed (FS_DAX) tier's mappings are never cached: their pages
+//! are tier capacity the user capped, and a freed block's bytes go back to the
+//! file at once. (Tried: caching them, split to size, within the floor and
+//! given back before the file would refuse a request. mstress at 32 threads
+//! with two tiers went from 1.5M faults / 13.1 s to 0.93-1.06M / 11-12.4 s,
+//! but the stress tests' two-tier RSS after freeing everything went from 20-32
+//! to 40-52 MiB, over their bound, and malloc-large's peak from 438 to 443-552
+//! MiB: a mapping that cannot move waits, resident, for a block of its size.)
+//! The floor of 10 MiB bounds what a program that freed everything still holds.
 //!
 //! Why: without a cache, malloc-large (blocks of 5-25 MiB, 20 live) spent
 //! 93% of its time in the kernel mapping, placing, faulting and unmapping;
@@ -42,7 +41,7 @@
 //! the last one to two seconds (up to 1 GiB; none once the pool is shrinking),
 //! stay resident for up to a second after their blocks are freed, and per
 //! pool: blocks that move between two tiers' pools can have both pools near
-//! their peaks' room at once (a file tier keeps no room for that); an assembled block costs one mremap per
+//! their peaks' room at once; an assembled block costs one mremap per
 //! segment and up to `huge.max_segments` VMAs, where an allocator with one
 //! reserved range per pool (jemalloc's extents, tcmalloc's page heap) would
 //! merge neighbours for free, but would need the pool's policy applied to
@@ -330,7 +329,8 @@ pub fn cacheOrUnmapLocked(pool: *Pool, h: *Huge, now: u64) void {
     pool.page_lock.assertHeld();
     const cache = &pool.huge_cache;
     const cap = cacheCapLocked(pool, h.map_bytes);
-    if (h.map_bytes > cap) {
+    // A file tier's pages are capacity the user capped (PMEM_SIZE_LIMIT): never held back.
+    if (h.map_bytes > cap or pool.source != .anonymous) {
         unmapLocked(pool, h);
         return trimCacheLocked(pool, cap);
     }
@@ -362,12 +362,6 @@ fn cacheCapLocked(pool: *Pool, leaving_bytes: usize) usize {
     const peak = @max(cache.peak_live_bytes, cache.previous_peak_live_bytes);
     // A shrinking pool (pool.zig: its pages in use long below their peak) keeps no room.
     const room = if (pool.shrinking) 0 else @min(peak -| live, cache_room_max_bytes);
-    // A file tier's mapping cannot move (no assembly): half the live bytes would sit there,
-    // resident, waiting for a block of its size, and so would the room under a peak that the
-    // tier's share of the blocks passes through (malloc-large with two tiers kept 552 MiB
-    // resident so, against 438 MiB; with 64 MiB of room, 502 MiB, and the stress test's
-    // RSS after freeing everything stayed 4 MiB over its bound): the floor alone.
-    if (pool.source != .anonymous) return cache_min_bytes;
     return @max(cache_min_bytes, live / 2, room);
 }
 
@@ -396,19 +390,7 @@ pub fn expireLocked(pool: *Pool, now: u64) void {
     }
 }
 
-/// A fresh range of `length` bytes at `alignment` from the pool's source, placed by its
-/// policy (chunk_source.mapAligned). When a file tier has no room left, its cached mappings are
-/// given back to the file and the request tried again: they hold capacity nobody uses.
-pub fn mapLocked(pool: *Pool, length: usize, alignment: usize, errno_out: *linux.E) chunk_source.MapError!usize {
-    pool.page_lock.assertHeld();
-    return chunk_source.mapAligned(&pool.source, &pool.policy, length, alignment, errno_out, &pool.stats.mbind_calls) catch |err| {
-        if (err != error.OutOfMemory or pool.source == .anonymous or pool.huge_cache.bytes == 0) return err;
-        dropCacheLocked(pool);
-        return chunk_source.mapAligned(&pool.source, &pool.policy, length, alignment, errno_out, &pool.stats.mbind_calls);
-    };
-}
-
-/// Unmaps every cached mapping (pool teardown, or a file tier out of room). Page lock held.
+/// Unmaps every cached mapping (pool teardown). Page lock held.
 pub fn dropCacheLocked(pool: *Pool) void {
     pool.page_lock.assertHeld();
     for (&pool.huge_cache.entries) |*entry| {

@@ -405,7 +405,7 @@ pub const Pool = struct {
     fn newChunkLocked(pool: *Pool) ?*Chunk {
         pool.page_lock.assertHeld();
         var e: linux.E = .SUCCESS;
-        const base = huge.mapLocked(pool, chunk_mod.chunk_bytes, chunk_mod.chunk_bytes, &e) catch {
+        const base = chunk_source.map(&pool.source, &pool.policy, chunk_mod.chunk_bytes, &e, &pool.stats.mbind_calls) catch {
             report.setErrno(e);
             return null;
         };

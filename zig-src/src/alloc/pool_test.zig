@@ -486,54 +486,6 @@ test "over the VMA budget, a huge block is not assembled from cached mappings bu
     free(c, "test");
 }
 
-/// A pool on a memfd file (as an FS_DAX tier) of `limit_bytes`.
-fn filePool(limit_bytes: u64) !*Pool {
-    const fd = std.os.linux.memfd_create("hmalloc-pool-test", std.os.linux.MFD.CLOEXEC);
-    if (std.os.linux.errno(fd) != .SUCCESS) return error.SkipZigTest;
-    const heap = try @import("alloc").file_heap.fromFile(@intCast(fd), limit_bytes);
-    const policy: Policy = .{};
-    return registry.create(&policy, .{ .file = heap }) orelse error.OutOfMemory;
-}
-
-test "a file tier keeps a freed huge block's range for the next one, split to size, and gives it back before refusing a request" {
-    const MiB: usize = 1 << 20;
-    const p = try filePool(24 * MiB);
-    defer registry.destroy(p);
-    const a = p.alloc(8 * MiB) orelse return error.OutOfMemory;
-    @memset(a[0 .. 8 * MiB], 0x5a);
-    const used = p.source.file.used_bytes;
-    free(a, "test");
-    // Cached: the range stays taken from the file, its pages kept.
-    try testing.expectEqual(used, p.source.file.used_bytes);
-    try testing.expect(p.huge_cache.bytes > 0);
-    // A smaller block takes the head, split at a granule; the tail stays cached.
-    const b = p.allocZeroed(1, 3 * MiB) orelse return error.OutOfMemory;
-    try testing.expectEqual(@intFromPtr(a), @intFromPtr(b));
-    try testing.expect(std.mem.allEqual(u8, b[0 .. 3 * MiB], 0));
-    try testing.expectEqual(used, p.source.file.used_bytes);
-    try testing.expect(p.huge_cache.bytes >= 4 * MiB);
-    // 16 MiB more fit the 24 MiB only once the cached tail went back to the file.
-    const c = p.alloc(16 * MiB) orelse return error.OutOfMemory;
-    c[16 * MiB - 1] = 1;
-    try testing.expectEqual(@as(usize, 0), p.huge_cache.bytes);
-    free(c, "test");
-    free(b, "test");
-}
-
-test "a file tier's chunk for small blocks gets its room from the cached huge ranges too" {
-    const MiB: usize = 1 << 20;
-    const p = try filePool(12 * MiB);
-    defer registry.destroy(p);
-    const a = p.alloc(8 * MiB) orelse return error.OutOfMemory;
-    a[0] = 1;
-    free(a, "test");
-    try testing.expect(p.huge_cache.bytes > 0);
-    const small = p.alloc(64) orelse return error.OutOfMemory;
-    small[0] = 1;
-    try testing.expectEqual(@as(usize, 0), p.huge_cache.bytes);
-    free(small, "test");
-}
-
 test "the huge cache keeps the room under the recent peak of live huge bytes: a load cycling blocks maps none anew" {
     const MiB: usize = 1 << 20;
     const p = try testPool();
