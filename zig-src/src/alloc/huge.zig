@@ -155,14 +155,15 @@ pub fn alloc(pool: *Pool, size: usize, alignment: usize, zeroed: bool) ?[*]u8 {
     const h = blk: {
         pool.page_lock.lock();
         defer pool.page_lock.unlock();
-        expireLocked(pool, pool_mod.monotonicNs());
+        const now = pool_mod.monotonicNs();
+        expireLocked(pool, now);
         if (huge_cache.takeCachedLocked(pool, map_bytes, map_align) orelse huge_cache.takeAssembledLocked(pool, map_bytes, map_align)) |cached| {
             page_map.register(cached.map_base, cached.map_bytes, cached.map_base | page_map.huge_tag) catch {
                 unmapLocked(pool, cached);
                 return report.fail(.NOMEM);
             };
             cached.magic = huge_magic;
-            break :blk linkLocked(pool, cached, user_offset);
+            break :blk linkLocked(pool, cached, user_offset, now);
         }
         var e: linux.E = .SUCCESS;
         const base = chunk_source.mapAligned(&pool.source, &pool.policy, map_bytes, map_align, &e, &pool.stats.mbind_calls) catch return report.fail(e);
@@ -171,19 +172,10 @@ pub fn alloc(pool: *Pool, size: usize, alignment: usize, zeroed: bool) ?[*]u8 {
             return report.fail(.NOMEM);
         };
         // The header page is placed like the rest: it is part of the mapping.
-        const fresh: *Huge = @ptrFromInt(base);
-        fresh.* = .{
-            .magic = huge_magic,
-            .pool = pool,
-            .map_base = base,
-            .map_bytes = map_bytes,
-            .user = 0,
-            .next = null,
-            .prev = null,
-        };
+        const fresh = headerAt(pool, base, map_bytes);
         fresh.setOneSegment();
         _ = pool.stats.huge_bytes.fetchAdd(map_bytes, .monotonic);
-        const linked = linkLocked(pool, fresh, user_offset);
+        const linked = linkLocked(pool, fresh, user_offset, now);
         huge_cache.trimLocked(pool);
         break :blk linked;
     };
@@ -195,9 +187,25 @@ pub fn alloc(pool: *Pool, size: usize, alignment: usize, zeroed: bool) ?[*]u8 {
     return @ptrFromInt(h.user);
 }
 
-fn linkLocked(pool: *Pool, h: *Huge, user_offset: usize) *Huge {
+/// Writes the header of a fresh mapping of `bytes` at `base` (its first page, zero and ours)
+/// and returns it: not linked, no segments yet.
+pub fn headerAt(pool: *Pool, base: usize, bytes: usize) *Huge {
+    const h: *Huge = @ptrFromInt(base);
+    h.* = .{
+        .magic = huge_magic,
+        .pool = pool,
+        .map_base = base,
+        .map_bytes = bytes,
+        .user = 0,
+        .next = null,
+        .prev = null,
+    };
+    return h;
+}
+
+fn linkLocked(pool: *Pool, h: *Huge, user_offset: usize, now: u64) *Huge {
     pool.page_lock.assertHeld();
-    pool.huge_cache.notePeak(pool.stats.huge_bytes.load(.monotonic) - pool.huge_cache.bytes, pool_mod.monotonicNs());
+    pool.huge_cache.notePeak(pool.stats.huge_bytes.load(.monotonic) - pool.huge_cache.bytes, now);
     h.user = h.map_base + user_offset;
     h.next = pool.huge_list;
     h.prev = null;

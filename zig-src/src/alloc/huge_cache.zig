@@ -120,27 +120,19 @@ pub const Cache = struct {
 /// Writes the header of a cached mapping of `bytes` at `base` (its first page, already ours),
 /// whose contents are not known to be zero, and returns it. Its segments are the caller's to set.
 fn cachedHeaderAt(pool: *Pool, base: usize, bytes: usize, cached_ns: u64) *Huge {
-    const h: *Huge = @ptrFromInt(base);
-    h.* = .{
-        .magic = cached_magic,
-        .pool = pool,
-        .map_base = base,
-        .map_bytes = bytes,
-        .user = 0,
-        .next = null,
-        .prev = null,
-        .cached_ns = cached_ns,
-        .zero = false,
-    };
+    const h = huge.headerAt(pool, base, bytes);
+    h.magic = cached_magic;
+    h.cached_ns = cached_ns;
+    h.zero = false;
     return h;
 }
 
 /// The smallest cached mapping that holds `map_bytes` at `map_align`,
-/// removed from the cache. One that is more than a quarter too big is split
-/// at the first granule boundary after the request: the head serves it, and a
-/// tail of at least a granule stays cached as a mapping of its own, its pages
-/// kept; a smaller tail is unmapped (anonymous), or the mapping is not taken (a
-/// file tier's ranges are given back to the file in whole granules).
+/// removed from the cache. An anonymous one that is more than a quarter too
+/// big is split at the first granule boundary after the request: the head
+/// serves it, and a tail of at least a granule stays cached as a mapping of
+/// its own, its pages kept (a smaller tail is unmapped); a file tier's is only
+/// taken when it is at most a quarter too big.
 pub fn takeCachedLocked(pool: *Pool, map_bytes: usize, map_align: usize) ?*Huge {
     pool.page_lock.assertHeld();
     const cache = &pool.huge_cache;
@@ -149,23 +141,23 @@ pub fn takeCachedLocked(pool: *Pool, map_bytes: usize, map_align: usize) ?*Huge 
     for (cache.entries, 0..) |entry, i| {
         const e = entry orelse continue;
         if (e.map_bytes < map_bytes or e.map_base % map_align != 0) continue;
-        if (!trimmable and e.map_bytes - map_bytes > e.map_bytes / 4 and !splittable(e, map_bytes)) continue;
+        if (!trimmable and e.map_bytes - map_bytes > e.map_bytes / 4) continue;
         if (best == null or e.map_bytes < cache.entries[best.?].?.map_bytes) best = i;
     }
     const i = best orelse return null;
     const h = cache.take(i);
     assert(h.magic == cached_magic and h.pool == pool);
     if (h.map_bytes - map_bytes > h.map_bytes / 4) {
+        assert(trimmable);
         const split = std.mem.alignForward(usize, h.map_base + map_bytes, chunk_source.granule_bytes);
-        assert(trimmable or splittable(h, map_bytes));
-        if (splittable(h, map_bytes)) {
+        const end = h.map_base + h.map_bytes;
+        if (end >= split + chunk_source.granule_bytes) {
             // The slot `h` left holds the tail: the cache's bytes lose only the head's.
             const tail = splitCached(pool, h, split - h.map_base);
             cache.entries[i] = tail;
             cache.bytes += tail.map_bytes;
             trimCacheLocked(pool, cacheCapLocked(pool, 0));
         } else {
-            assert(trimmable);
             _ = linux.munmap(@ptrFromInt(h.map_base + map_bytes), h.map_bytes - map_bytes);
             _ = pool.stats.huge_bytes.fetchSub(h.map_bytes - map_bytes, .monotonic);
             h.cutSegments(map_bytes, null);
@@ -289,12 +281,6 @@ pub fn takeAssembledLocked(pool: *Pool, map_bytes: usize, map_align: usize) ?*Hu
     if (moved_bytes < total) huge.noteSegments(1);
     _ = pool.stats.huge_bytes.fetchAdd(total - moved_bytes, .monotonic);
     return h;
-}
-
-/// Whether `h` split after its first `map_bytes` leaves a tail of at least a granule.
-fn splittable(h: *const Huge, map_bytes: usize) bool {
-    const split = std.mem.alignForward(usize, h.map_base + map_bytes, chunk_source.granule_bytes);
-    return h.map_base + h.map_bytes >= split + chunk_source.granule_bytes;
 }
 
 /// Splits the cached mapping `h` at `offset` bytes into it: `h` keeps the head, and the tail,
