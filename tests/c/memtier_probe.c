@@ -232,9 +232,10 @@ static void *churn(void *arg)
     for (size_t i = 0; !atomic_load(&stop); i++) {
         size_t slot = i % 64;
         free(keep[slot]);
-        keep[slot] = malloc(mixed_size(&state, i) % 65536 + 1);
+        size_t size = mixed_size(&state, i) % 65536 + 1;
+        keep[slot] = malloc(size);
         if (keep[slot] == NULL) die("malloc in thread");
-        memset(keep[slot], 7, 16);
+        memset(keep[slot], 7, size < 16 ? size : 16); /* within the block: 8 B blocks are 8 B */
     }
     for (size_t i = 0; i < 64; i++) free(keep[i]);
     return NULL;
@@ -287,9 +288,10 @@ static int fork_test(long threads, long forks)
             uint64_t state = 7;
             void *keep[256];
             for (int i = 0; i < 256; i++) {
-                keep[i] = malloc(mixed_size(&state, (size_t)i));
+                size_t size = mixed_size(&state, (size_t)i);
+                keep[i] = malloc(size);
                 if (keep[i] == NULL) _exit(4);
-                memset(keep[i], 1, 64);
+                memset(keep[i], 1, size < 64 ? size : 64);
             }
             for (int i = 0; i < 256; i++) free(keep[i]);
             char *text = NULL;
