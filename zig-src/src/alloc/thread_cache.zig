@@ -16,15 +16,17 @@
 //! destroys each thread's cache of the dying pool (its memory is gone), so
 //! the hot paths need no check that a cache is still current.
 //!
-//! Capacities: `capacity(class)` blocks, about 128 KiB worth per class,
-//! between 8 and 128 blocks; a refill takes half a stack. That bounds what a
-//! thread can hold idle at ~2.7 MiB per pool, and keeps the lock taken once
-//! every ≥ 4 operations of one class even for 32 KiB blocks. (Tried: 1024 for
-//! the tiny classes, glibc's bench-malloc-simple 12% -> 6% of its time in
-//! refills. Refills of 512 blocks, a whole slab of 8 B blocks, then let
-//! tests/c/memtier_probe's fork test see a live block overwritten by another
-//! thread's large block, 1 run in 5; refills of 510 did not. Not understood
-//! yet, so not kept: a refill takes at most 64 blocks.)
+//! Capacities: `capacity(class)` blocks, 32 KiB worth per class, between 8 and
+//! 1024 blocks; a refill takes half a stack. That bounds what a thread can hold
+//! idle at 2.3 MiB per pool, and keeps the lock taken once every >= 4 operations
+//! of one class even for 32 KiB blocks. The 1024 (128 before) is for the tiny
+//! classes: glibc's bench-malloc-simple (up to 1,600 blocks of 16-64 B allocated,
+//! then freed) spent 12% of its time refilling and flushing 128-block stacks,
+//! 6% with these, for 36 KiB more address space per pool cache, touched only as
+//! the stacks fill. (A first try was reverted for a corruption that turned out
+//! to be the test program's: it wrote 16 bytes into 8 B blocks. A refill of a
+//! whole 8 B slab hands out its last block, whose overflow lands on the next
+//! page; smaller refills had made that rarer, not impossible.)
 const std = @import("std");
 const builtin = @import("builtin");
 const assert = std.debug.assert;
@@ -34,7 +36,7 @@ const size_class = @import("size_class.zig");
 pub const max_pools = 64;
 const cache_bytes_per_class = 32 * 1024;
 const capacity_min = 8;
-const capacity_max = 128;
+const capacity_max = 1024;
 
 pub inline fn capacity(class: size_class.ClassIndex) u32 {
     return capacity_table[class];
@@ -179,8 +181,12 @@ pub fn destroyThreadCache(tc: *ThreadCache) void {
     _ = linux.munmap(@ptrCast(tc), @sizeOf(ThreadCache));
 }
 
-test "capacities hold between 8 and 128 blocks and shrink with size" {
-    try std.testing.expectEqual(@as(u32, 128), capacity(0));
+test "capacities hold between 8 and 1024 blocks, 32 KiB of blocks where that is within, and shrink with size" {
+    try std.testing.expectEqual(@as(u32, 1024), capacity(0));
+    try std.testing.expectEqual(@as(u32, 512), capacity(size_class.classOf(64)));
+    var held: usize = 0;
+    for (0..size_class.count) |i| held += capacity(@intCast(i)) * size_class.sizeOf(@intCast(i));
+    try std.testing.expect(held <= 2_400_000); // what a thread may hold idle per pool
     try std.testing.expectEqual(@as(u32, 8), capacity(size_class.count - 1));
     for (1..size_class.count) |i| try std.testing.expect(capacity(@intCast(i)) <= capacity(@intCast(i - 1)));
     for (0..size_class.count) |i| try std.testing.expect(capacity(@intCast(i)) % 2 == 0);
