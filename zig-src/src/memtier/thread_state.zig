@@ -96,6 +96,10 @@ pub const ThreadState = struct {
     free_budget: i64 = free_budget_min,
     /// The whole budget, as set at the last fold (`free_budget` equals it: nothing to fold).
     free_budget_full: i64 = free_budget_min,
+    /// What the thread held at its last fold (`heldBytes`) / `credit_share`: sizes its free
+    /// budget, settle interval and next credit, so that a fold and the credit after it read the
+    /// shared estimate and divide once.
+    held_share: u64 = 0,
     /// Bytes freed per pool slot since the last fold (by slot: free needs no tier lookup;
     /// slots of pools that are not tiers are never folded).
     freed_bytes: [pool_mod.max_pools]u64 = @splat(0),
@@ -180,6 +184,7 @@ fn cachedFrees(slot: u8) u64 {
 /// the ledger when it is due (or when `settle_now`: the free budget ran out).
 pub fn foldFrees(ts: *ThreadState, settle_now: bool) void {
     collectCachedFrees(ts);
+    ts.held_share = heldBytes(ts) / credit_share;
     const budget = batchBytes(ts);
     ts.free_budget = @intCast(budget);
     ts.free_budget_full = @intCast(budget);
@@ -203,16 +208,17 @@ pub fn foldFrees(ts: *ThreadState, settle_now: bool) void {
     if (memtier.tier_count > 1) {
         // Room again in a tier marked full.
         if (memtier.full_mask.load(.monotonic) & freed_in != 0) _ = memtier.full_mask.fetchAnd(~freed_in, .monotonic);
-        if (settle_now or ts.ledger.settleDueAfter(batchBytes(ts))) settle(ts);
+        if (settle_now or ts.ledger.settleDueAfter(budget)) settle(ts);
     }
     if (memtier.keep_stats) {
         for (0..memtier.tier_count) |index| if (@abs(ts.delta_bytes[index]) >= flush_bytes) flushTier(ts, index);
     }
 }
 
-/// The thread's free budget and settle interval in bytes (see `free_budget_min`).
+/// The thread's free budget and settle interval in bytes (see `free_budget_min`), as of its
+/// last fold.
 inline fn batchBytes(ts: *const ThreadState) u64 {
-    return std.math.clamp(heldBytes(ts) / credit_share, @as(u64, free_budget_min), @as(u64, free_budget_max));
+    return std.math.clamp(ts.held_share, @as(u64, free_budget_min), @as(u64, free_budget_max));
 }
 
 /// What the thread holds, for sizing its batches: its share of the process's net bytes, or its
@@ -248,10 +254,11 @@ pub fn retireCachedFrees(slot: u8, bytes: u64) void {
 }
 
 /// STATIC_RATIO: the block of `usable` bytes just served by tier `index` opens a credit there,
-/// booked to the ledger whole (the credit's size, or the block's if bigger).
+/// booked to the ledger whole (the credit's size, or the block's if bigger). Sized by what the
+/// thread held at its last fold: the caller folded its frees just before.
 pub fn grantCredit(ts: *ThreadState, index: u8, usable: usize) void {
     assert(ts.credit_granted == 0);
-    const granted = @max(usable, std.math.clamp(heldBytes(ts) / credit_share, credit_bytes_min, credit_bytes_max));
+    const granted = @max(usable, std.math.clamp(ts.held_share, credit_bytes_min, credit_bytes_max));
     ts.ledger.noteAlloc(&memtier.config, index, granted);
     ts.credit_tier = index;
     ts.credit_slot = memtier.tiers[index].pool.slot;
