@@ -23,7 +23,7 @@
  * deno run -A bench/mimalloc_bench.ts --suite ~/.cache/tiermem-bench/mimalloc-bench --rounds 3
  * ```
  */
-import { parseArgs } from "node:util";
+import { parseOptions } from "../scripts/support/options.ts";
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { cpus, homedir, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -280,7 +280,7 @@ export function formatTable(results: Map<string, Map<string, Measure>>, peers: s
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
+  const { values } = parseOptions("mimalloc_bench", {
     options: {
       suite: { type: "string", default: Deno.env.get("MIMALLOC_BENCH") },
       build: { type: "string", default: join(homedir(), ".cache/tiermem-bench/build") },

@@ -28,7 +28,7 @@
  * deno run -A bench/run.ts --quick --rows mixed --peers glibc,hmalloc
  * ```
  */
-import { parseArgs } from "node:util";
+import { parseOptions } from "../scripts/support/options.ts";
 import {
   copyFileSync,
   existsSync,
@@ -442,8 +442,7 @@ async function compile(outDir: string, ourLibDir: string, withHmalloc: boolean):
 
 /** The run; `daxDir` is an empty directory for memtier-2t's FS_DAX file, removed by the caller. */
 async function main(daxDir: string): Promise<number> {
-  const { values } = parseArgs({
-    args: Deno.args,
+  const { values } = parseOptions("bench", {
     options: {
       quick: { type: "boolean", default: false },
       instructions: { type: "boolean", default: false },

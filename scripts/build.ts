@@ -12,7 +12,7 @@
  * @module
  */
 import $ from "dax";
-import { parseArgs } from "node:util";
+import { parseOptions } from "./support/options.ts";
 import { join } from "node:path";
 import { ensureZig, repoRoot } from "./support/toolchain.ts";
 
@@ -52,8 +52,7 @@ export async function buildLibraries(request: BuildRequest = {}): Promise<void> 
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({
-    args: Deno.args,
+  const { values } = parseOptions("build", {
     options: {
       optimize: { type: "string" },
       cpu: { type: "string" },

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { parseOptions } from "./support/options.ts";
 import { join } from "node:path";
 import { repoRoot, toolchainVersions } from "./support/toolchain.ts";
 import { buildLibraries } from "./build.ts";
@@ -65,7 +65,7 @@ export async function buildDist(out: string): Promise<DistManifest> {
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({ args: Deno.args, options: { out: { type: "string" } } });
+  const { values } = parseOptions("dist", { options: { out: { type: "string" } } });
   const out = values.out ?? join(repoRoot, "dist");
   const manifest = await buildDist(out);
   for (const [file, { sha256, bytes }] of Object.entries(manifest.files)) {
