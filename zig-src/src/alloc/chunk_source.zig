@@ -95,6 +95,24 @@ pub fn unmap(source: *ChunkSource, base: usize, length: usize) void {
     }
 }
 
+/// `unmap`'s system calls, for a caller that does not serialise calls for the source (does
+/// not hold the pool's page lock): the mapping is gone (anonymous) or its pages are out of
+/// the file, but a file's range is not free for `map` before `finishUnmap`.
+pub fn unmapUnserialised(source: *const ChunkSource, base: usize, length: usize) void {
+    switch (source.*) {
+        .anonymous => _ = linux.munmap(@ptrFromInt(base), length),
+        .file => file_heap.FileHeap.removePages(base, length),
+    }
+}
+
+/// After `unmapUnserialised`, with calls serialised again: a file's range can be mapped anew.
+pub fn finishUnmap(source: *ChunkSource, base: usize, length: usize) void {
+    switch (source.*) {
+        .anonymous => {},
+        .file => |*heap| heap.giveRemoved(base, length),
+    }
+}
+
 /// fork() child: replaces a shared file mapping by a private anonymous copy
 /// at the same address, so that parent and child stop writing into each
 /// other's heap (a MAP_SHARED heap is shared across fork). The copy's pages

@@ -73,15 +73,28 @@ pub const FileHeap = struct {
     /// Gives back what `take(length, _)` returned at `address`: its pages leave the file
     /// (storage back to the filesystem) and the range can be taken again.
     pub fn give(heap: *FileHeap, address: usize, length: usize) void {
+        removePages(address, length);
+        heap.giveRemoved(address, length);
+    }
+
+    /// `give`'s first half, the slow one (MADV_REMOVE of a few MiB takes a millisecond on
+    /// tmpfs): the range's pages leave the file and the range becomes inaccessible. Touches
+    /// no state of the heap, so it needs no lock: the range stays handed out (nobody else can
+    /// take it) until `giveRemoved`.
+    pub fn removePages(address: usize, length: usize) void {
+        // Either may fail only on a filesystem without hole punching (the bytes then stay,
+        // and are written over when the range is taken again) or out of kernel memory.
+        _ = linux.madvise(@ptrFromInt(address), length, linux.MADV.REMOVE);
+        _ = linux.mprotect(@ptrFromInt(address), length, .{});
+    }
+
+    /// `give`'s second half: the range `removePages` emptied can be taken again.
+    pub fn giveRemoved(heap: *FileHeap, address: usize, length: usize) void {
         assert(heap.owns(address) and (address - heap.base) % granule_bytes == 0);
         assert(length > 0 and length <= heap.used_bytes);
         const first = (address - heap.base) / granule_bytes;
         const n = std.math.divCeil(usize, length, granule_bytes) catch unreachable;
         assert(heap.isMarked(first, n));
-        // Either may fail only on a filesystem without hole punching (the bytes then stay,
-        // and are written over when the range is taken again) or out of kernel memory.
-        _ = linux.madvise(@ptrFromInt(address), length, linux.MADV.REMOVE);
-        _ = linux.mprotect(@ptrFromInt(address), length, .{});
         heap.mark(first, n, false);
         heap.lowest_free = @min(heap.lowest_free, first);
         heap.used_bytes -= length;

@@ -310,15 +310,18 @@ fn moveSegments(from: usize, lengths: []const usize, to: usize) usize {
 }
 
 /// Puts `h` (unlinked, unregistered) into the cache, evicting the oldest
-/// mappings to make room, or unmaps it when it is bigger than the cap.
-pub fn cacheOrUnmapLocked(pool: *Pool, h: *Huge, now: u64) void {
+/// mappings to make room; or, when it is bigger than the cap or of a file tier, detaches it
+/// and returns its range, for the caller to unmap once it released the page lock
+/// (huge.releaseDetached).
+pub fn cacheOrDetachLocked(pool: *Pool, h: *Huge, now: u64) ?huge.Detached {
     pool.page_lock.assertHeld();
     const cache = &pool.huge_cache;
     const cap = cacheCapLocked(pool, h.map_bytes);
     // A file tier's pages are capacity the user capped (PMEM_SIZE_LIMIT): never held back.
     if (h.map_bytes > cap or pool.source != .anonymous) {
-        unmapLocked(pool, h);
-        return trimCacheLocked(pool, cap);
+        const detached = huge.detachLocked(pool, h);
+        trimCacheLocked(pool, cap);
+        return detached;
     }
     while (true) {
         if (std.mem.indexOfScalar(?*Huge, &cache.entries, null)) |free_slot| {
@@ -327,7 +330,7 @@ pub fn cacheOrUnmapLocked(pool: *Pool, h: *Huge, now: u64) void {
                 h.cached_ns = now;
                 cache.entries[free_slot] = h;
                 cache.bytes += h.map_bytes;
-                return;
+                return null;
             }
         }
         // No slot, or bytes over the cap with h alone within it: not empty.

@@ -71,6 +71,11 @@ pub const Lock = struct {
         assert(l.holder() == threadPointer());
     }
 
+    /// Debug builds: the calling thread does not hold `l`. Release builds: nothing.
+    pub inline fn assertNotHeld(l: *const Lock) void {
+        assert(l.holder() != threadPointer());
+    }
+
     fn lockSlow(l: *Lock, self: usize) void {
         @branchHint(.cold);
         if (l.holder() == self) report.reentered();
