@@ -225,7 +225,8 @@ function geomean(values: number[]): number {
 
 /**
  * The table: per program, time ratio to the fastest reference peer and RSS ratio to glibc,
- * then the geomeans; absolute numbers in a second table.
+ * then the geomeans; absolute numbers in a second table. Without any reference peer (say
+ * `--peers tiermem,tiermem-2t`), both ratios are to the first peer.
  *
  * @example
  * ```ts
@@ -239,11 +240,16 @@ export function formatTable(results: Map<string, Map<string, Measure>>, peers: s
     lines.push(pad(title, 16) + peers.map((p) => pad(p, 11)).join(""));
   const timeRatios = new Map<string, number[]>(peers.map((p) => [p, []]));
   const rssRatios = new Map<string, number[]>(peers.map((p) => [p, []]));
-  header("time / fastest");
+  const baseline: string | undefined = peers.some((p) => referencePeers.includes(p))
+    ? undefined
+    : peers[0];
+  header(baseline === undefined ? "time / fastest" : `time / ${baseline}`);
   for (const [program, row] of results) {
-    const refs = referencePeers.filter((p) => row.has(p)).map((p) => row.get(p)!.seconds);
+    const refs = baseline === undefined
+      ? referencePeers.filter((p) => row.has(p)).map((p) => row.get(p)!.seconds)
+      : [row.get(baseline)?.seconds ?? 0.01];
     const fastest = Math.max(Math.min(...refs), 0.01);
-    const glibcRss = row.get("glibc")?.rssKib ?? 1;
+    const glibcRss = row.get(baseline ?? "glibc")?.rssKib ?? 1;
     lines.push(
       pad(program, 16) + peers.map((p) => {
         const m = row.get(p);

@@ -25,7 +25,8 @@ export function parseOptions<T extends ParseArgsConfig>(
   config: T,
 ): ParsedOptions<T> {
   try {
-    return parseArgs({ args: Deno.args, ...config });
+    const withArgs: T = { args: Deno.args, ...config };
+    return parseArgs(withArgs);
   } catch (error) {
     console.error(`${program}: ${error instanceof Error ? error.message : String(error)}`);
     Deno.exit(2);
