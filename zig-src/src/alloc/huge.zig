@@ -267,16 +267,15 @@ pub fn detachLocked(pool: *Pool, h: *Huge) Detached {
     return .{ .base = h.map_base, .bytes = h.map_bytes };
 }
 
-/// Unmaps a detached mapping, its system calls outside the page lock: a file tier's
-/// MADV_REMOVE of 2.4-4.9 MiB took 1.4 ms a call on tmpfs, while mimalloc's test-stress (32
-/// threads on 2 cores) queued on the lock: 79k futex calls a run, 18k with one tier.
+/// Gives a file tier's detached mapping back, its pages taken out of the file outside the page
+/// lock: MADV_REMOVE of 2.4-4.9 MiB took 1.4 ms a call on tmpfs, while mimalloc's test-stress
+/// (32 threads on 2 cores) queued on the lock: 79k futex calls a run, 18k with one tier.
 pub fn releaseDetached(pool: *Pool, d: Detached) void {
     pool.page_lock.assertNotHeld();
-    chunk_source.unmapUnserialised(&pool.source, d.base, d.bytes);
-    if (pool.source == .anonymous) return;
+    chunk_source.removeFilePages(&pool.source, d.base, d.bytes);
     pool.page_lock.lock();
     defer pool.page_lock.unlock();
-    chunk_source.finishUnmap(&pool.source, d.base, d.bytes);
+    chunk_source.finishFileUnmap(&pool.source, d.base, d.bytes);
 }
 
 /// Unlinks and unmaps `h` (no cache: the pool goes away). Page lock held.

@@ -310,18 +310,19 @@ fn moveSegments(from: usize, lengths: []const usize, to: usize) usize {
 }
 
 /// Puts `h` (unlinked, unregistered) into the cache, evicting the oldest
-/// mappings to make room; or, when it is bigger than the cap or of a file tier, detaches it
-/// and returns its range, for the caller to unmap once it released the page lock
-/// (huge.releaseDetached).
+/// mappings to make room, or unmaps it when it is bigger than the cap; a file tier's mapping
+/// is detached instead, its range returned for the caller to give back once it released the
+/// page lock (huge.releaseDetached).
 pub fn cacheOrDetachLocked(pool: *Pool, h: *Huge, now: u64) ?huge.Detached {
     pool.page_lock.assertHeld();
     const cache = &pool.huge_cache;
     const cap = cacheCapLocked(pool, h.map_bytes);
     // A file tier's pages are capacity the user capped (PMEM_SIZE_LIMIT): never held back.
-    if (h.map_bytes > cap or pool.source != .anonymous) {
-        const detached = huge.detachLocked(pool, h);
+    if (pool.source != .anonymous) return huge.detachLocked(pool, h);
+    if (h.map_bytes > cap) {
+        unmapLocked(pool, h);
         trimCacheLocked(pool, cap);
-        return detached;
+        return null;
     }
     while (true) {
         if (std.mem.indexOfScalar(?*Huge, &cache.entries, null)) |free_slot| {
