@@ -131,24 +131,28 @@ pub inline fn setCurrent(tc: ?*ThreadCache) void {
 threadlocal var current_fallback: ?*anyopaque = null;
 
 inline fn currentSlot() *?*anyopaque {
-    return initialExecSlot("hm_thread_cache_tls", &current_fallback);
+    return initialExecSlot(.thread_cache, &current_fallback);
 }
 
-/// Release builds (LLVM, x86_64) read the initial-exec TLS slot `symbol` defined in
+/// The slots of thread_pointer.c's `hm_tls`.
+pub const TlsSlot = enum(usize) { thread_cache = 0, memtier_state = 1 };
+
+/// Release builds (LLVM, x86_64) read the initial-exec TLS slot `slot` defined in
 /// thread_pointer.c with `%fs:` addressing; other builds use `fallback`, a Zig
 /// threadlocal (the self-hosted backend's assembler has no @gottpoff).
 const use_initial_exec = builtin.cpu.arch == .x86_64 and builtin.zig_backend == .stage2_llvm and builtin.link_libc;
 
-/// The address of this thread's initial-exec slot `symbol` (see thread_pointer.c).
-pub inline fn initialExecSlot(comptime symbol: []const u8, fallback: *?*anyopaque) *?*anyopaque {
+/// The address of this thread's initial-exec slot `slot` (see thread_pointer.c). Both asm
+/// statements are pure (no `volatile`), so a path reading both slots loads each value once.
+pub inline fn initialExecSlot(comptime slot: TlsSlot, fallback: *?*anyopaque) *?*anyopaque {
     if (!use_initial_exec) return fallback;
-    const offset = asm ("movq " ++ symbol ++ "@gottpoff(%%rip), %[ret]"
+    const offset = asm ("movq hm_tls@gottpoff(%%rip), %[ret]"
         : [ret] "=r" (-> usize),
     );
     const thread_pointer = asm ("movq %%fs:0, %[ret]"
         : [ret] "=r" (-> usize),
     );
-    return @ptrFromInt(thread_pointer +% offset);
+    return @ptrFromInt(thread_pointer +% offset +% @backingInt(slot) * @sizeOf(usize));
 }
 
 pub fn mapZeroed(bytes: usize) ?*anyopaque {
