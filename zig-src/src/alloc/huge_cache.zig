@@ -128,27 +128,23 @@ fn cachedHeaderAt(pool: *Pool, base: usize, bytes: usize, cached_ns: u64) *Huge 
 }
 
 /// The smallest cached mapping that holds `map_bytes` at `map_align`,
-/// removed from the cache. An anonymous one that is more than a quarter too
-/// big is split at the first granule boundary after the request: the head
-/// serves it, and a tail of at least a granule stays cached as a mapping of
-/// its own, its pages kept (a smaller tail is unmapped); a file tier's is only
-/// taken when it is at most a quarter too big.
+/// removed from the cache (only anonymous mappings are cached). One that is more
+/// than a quarter too big is split at the first granule boundary after the
+/// request: the head serves it, and a tail of at least a granule stays cached as
+/// a mapping of its own, its pages kept (a smaller tail is unmapped).
 pub fn takeCachedLocked(pool: *Pool, map_bytes: usize, map_align: usize) ?*Huge {
     pool.page_lock.assertHeld();
     const cache = &pool.huge_cache;
-    const trimmable = pool.source == .anonymous;
     var best: ?usize = null;
     for (cache.entries, 0..) |entry, i| {
         const e = entry orelse continue;
         if (e.map_bytes < map_bytes or e.map_base % map_align != 0) continue;
-        if (!trimmable and e.map_bytes - map_bytes > e.map_bytes / 4) continue;
         if (best == null or e.map_bytes < cache.entries[best.?].?.map_bytes) best = i;
     }
     const i = best orelse return null;
     const h = cache.take(i);
-    assert(h.magic == cached_magic and h.pool == pool);
+    assert(h.magic == cached_magic and h.pool == pool and pool.source == .anonymous);
     if (h.map_bytes - map_bytes > h.map_bytes / 4) {
-        assert(trimmable);
         const split = std.mem.alignForward(usize, h.map_base + map_bytes, chunk_source.granule_bytes);
         const end = h.map_base + h.map_bytes;
         if (end >= split + chunk_source.granule_bytes) {
@@ -315,10 +311,10 @@ fn moveSegments(from: usize, lengths: []const usize, to: usize) usize {
 /// page lock (huge.releaseDetached).
 pub fn cacheOrDetachLocked(pool: *Pool, h: *Huge, now: u64) ?huge.Detached {
     pool.page_lock.assertHeld();
-    const cache = &pool.huge_cache;
-    const cap = cacheCapLocked(pool, h.map_bytes);
     // A file tier's pages are capacity the user capped (PMEM_SIZE_LIMIT): never held back.
     if (pool.source != .anonymous) return huge.detachLocked(pool, h);
+    const cache = &pool.huge_cache;
+    const cap = cacheCapLocked(pool, h.map_bytes);
     if (h.map_bytes > cap) {
         unmapLocked(pool, h);
         trimCacheLocked(pool, cap);
