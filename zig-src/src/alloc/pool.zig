@@ -841,7 +841,11 @@ inline fn popOr(bin: *thread_cache.CacheBin) ?[*]u8 {
 /// the cache exists and holds one (libmemtier's two-tier fast path); null otherwise, and
 /// nothing changed: the caller then takes the full path.
 pub inline fn allocCachedByKey(slot: u8, key: usize) ?[*]u8 {
-    const tc = thread_cache.current() orelse return null;
+    return allocCachedIn(thread_cache.current() orelse return null, slot, key);
+}
+
+/// allocCachedByKey for a caller that holds this thread's cache `tc`.
+pub inline fn allocCachedIn(tc: *thread_cache.ThreadCache, slot: u8, key: usize) ?[*]u8 {
     const cache = tc.pools[slot] orelse return null;
     return popOr(cache.binByKey(key));
 }

@@ -128,10 +128,8 @@ pub inline fn setCurrent(tc: ?*ThreadCache) void {
     currentSlot().* = tc;
 }
 
-threadlocal var current_fallback: ?*anyopaque = null;
-
 inline fn currentSlot() *?*anyopaque {
-    return initialExecSlot(.thread_cache, &current_fallback);
+    return &tlsSlots()[@backingInt(TlsSlot.thread_cache)];
 }
 
 /// The slots of thread_pointer.c's `hm_tls`.
@@ -142,17 +140,20 @@ pub const TlsSlot = enum(usize) { thread_cache = 0, memtier_state = 1 };
 /// threadlocal (the self-hosted backend's assembler has no @gottpoff).
 const use_initial_exec = builtin.cpu.arch == .x86_64 and builtin.zig_backend == .stage2_llvm and builtin.link_libc;
 
-/// The address of this thread's initial-exec slot `slot` (see thread_pointer.c). Both asm
-/// statements are pure (no `volatile`), so a path reading both slots loads each value once.
-pub inline fn initialExecSlot(comptime slot: TlsSlot, fallback: *?*anyopaque) *?*anyopaque {
-    if (!use_initial_exec) return fallback;
+threadlocal var fallback_slots: [2]?*anyopaque = @splat(null);
+
+/// This thread's `hm_tls` (thread_pointer.c), indexed by `TlsSlot`. A path that reads both
+/// slots (libmemtier's two-tier malloc) calls this once: each call loads the array's offset and
+/// the thread pointer again (LLVM does not merge the asm statements).
+pub inline fn tlsSlots() *[2]?*anyopaque {
+    if (!use_initial_exec) return &fallback_slots;
     const offset = asm ("movq hm_tls@gottpoff(%%rip), %[ret]"
         : [ret] "=r" (-> usize),
     );
     const thread_pointer = asm ("movq %%fs:0, %[ret]"
         : [ret] "=r" (-> usize),
     );
-    return @ptrFromInt(thread_pointer +% offset +% @backingInt(slot) * @sizeOf(usize));
+    return @ptrFromInt(thread_pointer +% offset);
 }
 
 pub fn mapZeroed(bytes: usize) ?*anyopaque {

@@ -280,11 +280,14 @@ pub fn allocate(size: usize, alignment: usize, zeroed: bool) ?[*]u8 {
 /// malloc then takes `allocate`.
 pub inline fn allocateOnCredit(size: usize) ?[*]u8 {
     if (size > size_class.small_max_bytes) return null;
-    const ts = thread_state.currentState() orelse return null;
+    // Both thread-locals from one look-up of the thread's slots.
+    const slots = thread_cache.tlsSlots();
+    const ts: *thread_state.ThreadState = @ptrCast(@alignCast(slots[@backingInt(thread_cache.TlsSlot.memtier_state)] orelse return null));
     const key = if (size <= size_class.lookup_max_bytes) size_class.keyOfLookup(size) else size_class.keyOf(size_class.classByArithmetic(size));
     const usable = size_class.sizeOfKey(key);
     if (usable > ts.credit_bytes) return null;
-    const block = pool_mod.allocCachedByKey(ts.credit_slot, key) orelse return borrowOnCredit(ts, key, usable);
+    const tc: *thread_cache.ThreadCache = @ptrCast(@alignCast(slots[@backingInt(thread_cache.TlsSlot.thread_cache)] orelse return null));
+    const block = pool_mod.allocCachedIn(tc, ts.credit_slot, key) orelse return borrowOnCredit(ts, key, usable);
     ts.credit_bytes -= usable;
     ts.credit_allocs += 1;
     return block;

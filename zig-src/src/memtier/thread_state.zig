@@ -116,9 +116,8 @@ pub const ThreadState = struct {
 };
 /// This thread's state, in the initial-exec slot of thread_pointer.c (a Zig threadlocal in a
 /// shared library costs a __tls_get_addr call per access: 13% of the two-tier path).
-threadlocal var thread_state_fallback: ?*anyopaque = null;
 inline fn stateSlot() *?*anyopaque {
-    return thread_cache.initialExecSlot(.memtier_state, &thread_state_fallback);
+    return &thread_cache.tlsSlots()[@backingInt(thread_cache.TlsSlot.memtier_state)];
 }
 pub inline fn currentState() ?*ThreadState {
     return @ptrCast(@alignCast(stateSlot().*));
