@@ -249,14 +249,14 @@ export function formatTable(results: Map<string, Map<string, Measure>>, peers: s
       ? referencePeers.filter((p) => row.has(p)).map((p) => row.get(p)!.seconds)
       : [row.get(baseline)?.seconds ?? 0.01];
     const fastest = Math.max(Math.min(...refs), 0.01);
-    const glibcRss = row.get(baseline ?? "glibc")?.rssKib ?? 1;
+    const rssReference = row.get(baseline ?? "glibc")?.rssKib ?? 1;
     lines.push(
       pad(program, 16) + peers.map((p) => {
         const m = row.get(p);
         if (m === undefined) return pad("-", 11);
         const ratio = Math.max(m.seconds, 0.01) / fastest;
         timeRatios.get(p)!.push(ratio);
-        rssRatios.get(p)!.push(m.rssKib / glibcRss);
+        rssRatios.get(p)!.push(m.rssKib / rssReference);
         return pad(ratio.toFixed(2), 11);
       }).join(""),
     );
